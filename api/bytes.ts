@@ -1,0 +1,224 @@
+/**
+ * Little helpers for the byte formats this project defines itself: a growable writer, a
+ * bounds-checked reader, and the two text encodings the protocol needs (UTF-8 for paths, args
+ * and variables; Latin-1 "byte strings" for header names and values, as the Fetch standard's
+ * `Headers` does, so that any byte round-trips unchanged).
+ *
+ * @module
+ */
+
+const utf8Encoder = new TextEncoder();
+const utf8Decoder = new TextDecoder();
+
+/** Thrown by {@linkcode ByteReader} when input ends early or is otherwise malformed. */
+export class ByteFormatError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ByteFormatError";
+  }
+}
+
+/** Decodes UTF-8, replacing invalid sequences with U+FFFD. */
+export function decodeUtf8(bytes: Uint8Array): string {
+  return utf8Decoder.decode(bytes);
+}
+
+/** Encodes a string as UTF-8. */
+export function encodeUtf8(text: string): Uint8Array {
+  return utf8Encoder.encode(text);
+}
+
+/** Decodes bytes as Latin-1: each byte becomes the code unit of the same value. */
+export function decodeLatin1(bytes: Uint8Array): string {
+  let ascii = true;
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i]! > 0x7f) {
+      ascii = false;
+      break;
+    }
+  }
+  // The native UTF-8 decoder is the fastest way to build an ASCII string.
+  if (ascii) return utf8Decoder.decode(bytes);
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 4096) {
+    text += String.fromCharCode(...bytes.subarray(i, i + 4096));
+  }
+  return text;
+}
+
+/** True when every code unit of `text` fits in one byte. */
+export function isByteString(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    if (text.charCodeAt(i) > 0xff) return false;
+  }
+  return true;
+}
+
+/** Encodes a byte string (see {@linkcode isByteString}) as Latin-1. */
+export function encodeLatin1(text: string): Uint8Array {
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  return bytes;
+}
+
+/** Appends little-endian integers and length-prefixed byte strings to a growing buffer. */
+export class ByteWriter {
+  #bytes: Uint8Array;
+  #view: DataView;
+  #length = 0;
+
+  constructor(capacity = 256) {
+    this.#bytes = new Uint8Array(capacity);
+    this.#view = new DataView(this.#bytes.buffer);
+  }
+
+  /** Bytes written so far. */
+  get length(): number {
+    return this.#length;
+  }
+
+  #reserve(extra: number): number {
+    const at = this.#length;
+    const needed = at + extra;
+    if (needed > this.#bytes.length) {
+      let capacity = this.#bytes.length * 2;
+      while (capacity < needed) capacity *= 2;
+      const grown = new Uint8Array(capacity);
+      grown.set(this.#bytes.subarray(0, at));
+      this.#bytes = grown;
+      this.#view = new DataView(grown.buffer);
+    }
+    this.#length = needed;
+    return at;
+  }
+
+  u8(value: number): this {
+    this.#bytes[this.#reserve(1)] = value;
+    return this;
+  }
+
+  u16(value: number): this {
+    this.#view.setUint16(this.#reserve(2), value, true);
+    return this;
+  }
+
+  u32(value: number): this {
+    this.#view.setUint32(this.#reserve(4), value, true);
+    return this;
+  }
+
+  /** Overwrites the u32 at `offset`, for lengths known only after their content. */
+  patchU32(offset: number, value: number): this {
+    this.#view.setUint32(offset, value, true);
+    return this;
+  }
+
+  /** Raw bytes without a length prefix. */
+  raw(bytes: Uint8Array): this {
+    this.#bytes.set(bytes, this.#reserve(bytes.length));
+    return this;
+  }
+
+  /** A u32 length, then the bytes. */
+  bytes(bytes: Uint8Array): this {
+    return this.u32(bytes.length).raw(bytes);
+  }
+
+  /** A u32 length, then `text` as UTF-8. */
+  utf8(text: string): this {
+    const lengthAt = this.#reserve(4);
+    // At most three bytes per UTF-16 code unit.
+    const at = this.#reserve(text.length * 3);
+    const { written } = utf8Encoder.encodeInto(text, this.#bytes.subarray(at));
+    this.#length = at + written;
+    return this.patchU32(lengthAt, written);
+  }
+
+  /** A u32 length, then `text` (a byte string) as Latin-1. */
+  latin1(text: string): this {
+    this.u32(text.length);
+    const at = this.#reserve(text.length);
+    const bytes = this.#bytes;
+    for (let i = 0; i < text.length; i++) bytes[at + i] = text.charCodeAt(i);
+    return this;
+  }
+
+  /** Text as UTF-8 without a length prefix (for trailing fields). */
+  rawUtf8(text: string): this {
+    const at = this.#reserve(text.length * 3);
+    const { written } = utf8Encoder.encodeInto(text, this.#bytes.subarray(at));
+    this.#length = at + written;
+    return this;
+  }
+
+  /** A view of the bytes written; valid until the next write or reset. */
+  view(): Uint8Array {
+    return this.#bytes.subarray(0, this.#length);
+  }
+
+  /** A copy of the bytes written, in an ArrayBuffer of its own (ready to transfer). */
+  take(): Uint8Array {
+    return this.#bytes.slice(0, this.#length);
+  }
+
+  /** Forgets the content, keeping the capacity. */
+  reset(): void {
+    this.#length = 0;
+  }
+}
+
+/** Reads what {@linkcode ByteWriter} wrote, throwing {@linkcode ByteFormatError} on overruns. */
+export class ByteReader {
+  readonly bytes: Uint8Array;
+  #view: DataView;
+  offset: number;
+  readonly end: number;
+
+  constructor(bytes: Uint8Array, offset = 0, end = bytes.length) {
+    this.bytes = bytes;
+    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.offset = offset;
+    this.end = end;
+  }
+
+  get remaining(): number {
+    return this.end - this.offset;
+  }
+
+  #take(n: number): number {
+    const at = this.offset;
+    if (n < 0 || at + n > this.end) {
+      throw new ByteFormatError(`needed ${n} bytes at offset ${at}, only ${this.end - at} left`);
+    }
+    this.offset = at + n;
+    return at;
+  }
+
+  u8(): number {
+    return this.bytes[this.#take(1)]!;
+  }
+
+  u16(): number {
+    return this.#view.getUint16(this.#take(2), true);
+  }
+
+  u32(): number {
+    return this.#view.getUint32(this.#take(4), true);
+  }
+
+  /** `n` raw bytes, as a view into the input. */
+  raw(n: number): Uint8Array {
+    const at = this.#take(n);
+    return this.bytes.subarray(at, at + n);
+  }
+
+  /** A u32-length-prefixed byte string, as a view into the input. */
+  bytesView(): Uint8Array {
+    return this.raw(this.u32());
+  }
+
+  /** Everything left, as a view into the input. */
+  rest(): Uint8Array {
+    return this.raw(this.end - this.offset);
+  }
+}
