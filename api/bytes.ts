@@ -92,18 +92,23 @@ export class ByteWriter {
     return at;
   }
 
+  // Each writer reserves before touching #bytes or #view: reserving may replace them.
+
   u8(value: number): this {
-    this.#bytes[this.#reserve(1)] = value;
+    const at = this.#reserve(1);
+    this.#bytes[at] = value;
     return this;
   }
 
   u16(value: number): this {
-    this.#view.setUint16(this.#reserve(2), value, true);
+    const at = this.#reserve(2);
+    this.#view.setUint16(at, value, true);
     return this;
   }
 
   u32(value: number): this {
-    this.#view.setUint32(this.#reserve(4), value, true);
+    const at = this.#reserve(4);
+    this.#view.setUint32(at, value, true);
     return this;
   }
 
@@ -115,7 +120,8 @@ export class ByteWriter {
 
   /** Raw bytes without a length prefix. */
   raw(bytes: Uint8Array): this {
-    this.#bytes.set(bytes, this.#reserve(bytes.length));
+    const at = this.#reserve(bytes.length);
+    this.#bytes.set(bytes, at);
     return this;
   }
 
@@ -157,7 +163,7 @@ export class ByteWriter {
   }
 
   /** A copy of the bytes written, in an ArrayBuffer of its own (ready to transfer). */
-  take(): Uint8Array {
+  take(): Uint8Array<ArrayBuffer> {
     return this.#bytes.slice(0, this.#length);
   }
 

@@ -13,8 +13,10 @@ import { EXTRA_INFO_RESP, verifyRoot } from "./verify.ts";
 // Byte fixtures of PROTOCOL.md Appendix B (built by flatc 2.0.8 from upstream ext-plugin.fbs).
 function hex(text: string): Uint8Array {
   const digits = text.replaceAll(" ", "");
-  return Uint8Array.from({ length: digits.length / 2 }, (_, i) =>
-    parseInt(digits.slice(2 * i, 2 * i + 2), 16));
+  return Uint8Array.from(
+    { length: digits.length / 2 },
+    (_, i) => parseInt(digits.slice(2 * i, 2 * i + 2), 16),
+  );
 }
 
 const EMPTY_TABLE = hex("08000000 04000400 04000000");
@@ -52,7 +54,7 @@ Deno.test("Err.Resp{CONF_TOKEN_NOT_FOUND} round-trips under RPC type 0", () => {
   assertEquals(ERROR_FRAMES[ErrCode.ConfTokenNotFound], frame(0, ERR_CONF_TOKEN_NOT_FOUND));
 });
 
-Deno.test("ExtraInfo.Resp{result=\"127\"} verifies, decodes and re-encodes", () => {
+Deno.test('ExtraInfo.Resp{result="127"} verifies, decodes and re-encodes', () => {
   verifyRoot(EXTRA_INFO_RESP_127, EXTRA_INFO_RESP);
   const resp = ExtraInfoResp.getRootAsExtraInfoResp(
     new flatbuffers.ByteBuffer(EXTRA_INFO_RESP_127),
@@ -64,7 +66,7 @@ Deno.test("ExtraInfo.Resp{result=\"127\"} verifies, decodes and re-encodes", () 
   assertEquals(builder.asUint8Array(), EXTRA_INFO_RESP_127);
 });
 
-Deno.test("HTTPReqCall.Resp{Stop{403, body \"no\"}} round-trips", () => {
+Deno.test('HTTPReqCall.Resp{Stop{403, body "no"}} round-trips', () => {
   const resp = HttpReqCallResp.getRootAsHttpReqCallResp(new flatbuffers.ByteBuffer(STOP_403_NO));
   assertEquals(resp.actionType(), Action.Stop);
   const stop = resp.action(new Stop()) as Stop;

@@ -92,7 +92,9 @@ function verifyTable(view: DataView, table: number, shape: TableShape, where: st
     if (fieldOffset === 0) continue;
     const at = table + fieldOffset;
     if (kind === "u8" || kind === "u16" || kind === "u32") {
-      if (fieldOffset + SCALAR_SIZE[kind] > tableSize) fail(`${where}: field ${id} outside its table`);
+      if (fieldOffset + SCALAR_SIZE[kind] > tableSize) {
+        fail(`${where}: field ${id} outside its table`);
+      }
       continue;
     }
     if (fieldOffset + 4 > tableSize) fail(`${where}: field ${id} outside its table`);
@@ -103,7 +105,12 @@ function verifyTable(view: DataView, table: number, shape: TableShape, where: st
       const count = verifyVector(view, target, 4, false, `${where}.${id}`);
       for (let i = 0; i < count; i++) {
         const slot = target + 4 + 4 * i;
-        verifyTable(view, slot + view.getUint32(slot, true), kind.tableVector, `${where}.${id}[${i}]`);
+        verifyTable(
+          view,
+          slot + view.getUint32(slot, true),
+          kind.tableVector,
+          `${where}.${id}[${i}]`,
+        );
       }
     } else {
       const typeOffset = view.getUint16(vtable + 4 + 2 * (id - 1), true);

@@ -1,0 +1,16 @@
+/**
+ * The apisix-deno-plugin-runner program. `run` is what APISIX starts; see `--help` for the
+ * other subcommands. The hidden `sandbox` role is how the runner starts its sandbox processes
+ * (the same program, so that it also works from a `deno compile` binary).
+ *
+ * @module
+ */
+if (import.meta.main) {
+  if (Deno.args[0] === "sandbox") {
+    const { sandboxMain } = await import("./sandbox/process_main.ts");
+    await sandboxMain(Deno.args[1] ?? "");
+  } else {
+    const { main } = await import("./runner/cli.ts");
+    Deno.exit(await main(Deno.args));
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * The conf-token cache (PROTOCOL.md §4.2, §6.3): PrepareConf turns a route's conf list into a
+ * token; calls name the token. Tokens start at a random non-zero value per process (so a
+ * restarted runner never maps APISIX's stale tokens to another route), the same key gets the
+ * same token back, lifetimes slide on every use, and the number of entries is bounded.
+ *
+ * @module
+ */
+import type { ConfHandle, PluginHost } from "./plugin_host.ts";
+
+/** One plugin of a route's chain with its parsed conf. */
+export interface ChainLink {
+  host: PluginHost;
+  handle: ConfHandle;
+}
+
+/** What a token stands for. */
+export interface ConfEntry {
+  token: number;
+  key: string;
+  /** Plugins with a requestFilter, in conf order. */
+  requestChain: ChainLink[];
+  /** Plugins with a responseFilter, in conf order. */
+  responseChain: ChainLink[];
+  /** Every link, for releasing the confs. */
+  links: ChainLink[];
+  lastUsed: number;
+}
+
+/** Options of {@linkcode ConfCache}. */
+export interface ConfCacheOptions {
+  /** Sliding lifetime of an unused token, in milliseconds. */
+  ttlMs: number;
+  /** Most tokens kept; the least recently used go first. */
+  maxEntries: number;
+}
+
+/** Token → conf chain, with sliding expiry and a size bound. */
+export class ConfCache {
+  readonly #ttlMs: number;
+  readonly #maxEntries: number;
+  #byToken = new Map<number, ConfEntry>();
+  #byKey = new Map<string, ConfEntry>();
+  #nextToken: number;
+  #sweeper: ReturnType<typeof setInterval>;
+  // A clock read once per sweep tick is enough for lifetimes of minutes.
+  #now = Date.now();
+
+  constructor(options: ConfCacheOptions) {
+    this.#ttlMs = options.ttlMs;
+    this.#maxEntries = options.maxEntries;
+    this.#nextToken = (crypto.getRandomValues(new Uint32Array(1))[0]! % 0xffff_fffe) + 1;
+    const tick = Math.max(50, Math.min(1000, this.#ttlMs / 8));
+    this.#sweeper = setInterval(() => this.#sweep(), tick);
+    Deno.unrefTimer(this.#sweeper);
+  }
+
+  /** Tokens held. */
+  get size(): number {
+    return this.#byToken.size;
+  }
+
+  /** The entry of `token`, refreshing its lifetime; undefined when unknown or expired. */
+  get(token: number): ConfEntry | undefined {
+    const entry = this.#byToken.get(token);
+    if (!entry) return undefined;
+    const now = Date.now();
+    if (now - entry.lastUsed > this.#ttlMs) {
+      this.#remove(entry);
+      return undefined;
+    }
+    entry.lastUsed = now;
+    return entry;
+  }
+
+  /** The live entry for `key`, refreshing its lifetime. */
+  byKey(key: string): ConfEntry | undefined {
+    const entry = this.#byKey.get(key);
+    return entry && this.get(entry.token);
+  }
+
+  /** Stores a new chain under `key` and returns its entry with a fresh token. */
+  add(key: string, links: ChainLink[]): ConfEntry {
+    const previous = this.#byKey.get(key);
+    if (previous) this.#remove(previous);
+    if (this.#byToken.size >= this.#maxEntries) this.#evictOldest();
+    const entry: ConfEntry = {
+      token: this.#issueToken(),
+      key,
+      links,
+      requestChain: links.filter((link) => link.host.filters.request),
+      responseChain: links.filter((link) => link.host.filters.response),
+      lastUsed: Date.now(),
+    };
+    this.#byToken.set(entry.token, entry);
+    this.#byKey.set(key, entry);
+    return entry;
+  }
+
+  #issueToken(): number {
+    for (;;) {
+      const token = this.#nextToken;
+      this.#nextToken = token >= 0xffff_ffff ? 1 : token + 1;
+      if (!this.#byToken.has(token)) return token;
+    }
+  }
+
+  #remove(entry: ConfEntry): void {
+    this.#byToken.delete(entry.token);
+    if (this.#byKey.get(entry.key) === entry) this.#byKey.delete(entry.key);
+    for (const link of entry.links) link.host.release(link.handle);
+  }
+
+  #evictOldest(): void {
+    let oldest: ConfEntry | undefined;
+    for (const entry of this.#byToken.values()) {
+      if (!oldest || entry.lastUsed < oldest.lastUsed) oldest = entry;
+    }
+    if (oldest) this.#remove(oldest);
+  }
+
+  #sweep(): void {
+    this.#now = Date.now();
+    for (const entry of this.#byToken.values()) {
+      if (this.#now - entry.lastUsed > this.#ttlMs) this.#remove(entry);
+    }
+  }
+
+  /** Stops the sweeper and drops every entry. */
+  close(): void {
+    clearInterval(this.#sweeper);
+    for (const entry of [...this.#byToken.values()]) this.#remove(entry);
+  }
+}

@@ -1,0 +1,325 @@
+/**
+ * The runner's configuration file: which plugins exist, what each may do, and how it is
+ * isolated and limited. Validation errors name the file, the key and what was expected.
+ *
+ * @module
+ */
+import { dirname, isAbsolute, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+/** Permission kinds a plugin can be granted, each as an allowlist. */
+export const PERMISSION_KINDS = ["read", "write", "net", "env", "sys", "import"] as const;
+
+/** One permission kind. */
+export type PermissionKind = typeof PERMISSION_KINDS[number];
+
+/** Allowlists per permission kind; an empty list grants nothing. */
+export type Permissions = Record<PermissionKind, string[]>;
+
+/** How a plugin is isolated. */
+export type Isolation = "process" | "shared" | "inline";
+
+/** What APISIX gets when a plugin fails: an error frame (closed) or "no change" (open). */
+export type FailurePolicy = "closed" | "open";
+
+/** Everything the runner needs to know about one plugin. */
+export interface PluginSettings {
+  /** The name routes use. */
+  name: string;
+  /** The module URL (file: for bundled and local plugins). */
+  module: string;
+  /** Whether the module is one of the bundled plugins. */
+  bundled: boolean;
+  /** What the plugin may do. */
+  permissions: Permissions;
+  /** Own process, a shared process, or a worker inside the runner. */
+  isolation: Isolation;
+  /** The sandbox this plugin lives in: plugins with the same key share one. */
+  sandbox: string;
+  /** Deadline of one call, in milliseconds. */
+  timeoutMs: number;
+  /** Memory limit of the sandbox, in MiB (V8 heap limit and resident-memory watchdog). */
+  memoryMb: number;
+  /** Calls in flight at once; more wait in the runner. */
+  concurrency: number;
+  /** What APISIX gets when the plugin fails. */
+  failure: FailurePolicy;
+  /** Console lines per second before lines are dropped. */
+  logLinesPerSecond: number;
+}
+
+/** Defaults: no permissions, an own process, a deadline well under APISIX's 60 s. */
+export const PLUGIN_DEFAULTS = {
+  isolation: "process" as Isolation,
+  timeoutMs: 10_000,
+  memoryMb: 256,
+  concurrency: 1024,
+  failure: "closed" as FailurePolicy,
+  logLinesPerSecond: 100,
+};
+
+/** The bundled plugins: name → module file under `plugins/`. */
+export const BUNDLED_PLUGINS: Readonly<Record<string, string>> = {
+  "say": "say.ts",
+  "request-rewrite": "request_rewrite.ts",
+  "request-body-rewrite": "request_body_rewrite.ts",
+  "content-digest": "content_digest.ts",
+  "response-rewrite": "response_rewrite.ts",
+  "limit-req": "limit_req.ts",
+  "fault-injection": "fault_injection.ts",
+};
+
+const BUNDLED_DIR = new URL("../plugins/", import.meta.url);
+
+/** Thrown for a configuration mistake; the message names the file and the key. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** The runner's configuration after validation. */
+export interface RunnerConfig {
+  /** The file it came from, or null for the defaults. */
+  file: string | null;
+  /** Plugins by name. */
+  plugins: Map<string, PluginSettings>;
+  /** Raw sections other parts of the runner validate themselves (log, metrics, ...). */
+  sections: Record<string, unknown>;
+}
+
+type Json = Record<string, unknown>;
+
+class Checker {
+  constructor(readonly file: string) {}
+
+  fail(key: string, expected: string, got?: unknown): never {
+    const shown = got === undefined ? "" : `, got ${JSON.stringify(got)}`;
+    throw new ConfigError(`${this.file}: ${key}: expected ${expected}${shown}`);
+  }
+
+  object(value: unknown, key: string): Json {
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      this.fail(key, "an object", value);
+    }
+    return value as Json;
+  }
+
+  only(value: Json, key: string, allowed: readonly string[]): void {
+    for (const name of Object.keys(value)) {
+      if (!allowed.includes(name)) {
+        this.fail(`${key ? key + "." : ""}${name}`, `one of the keys ${allowed.join(", ")}`);
+      }
+    }
+  }
+
+  integer(value: unknown, key: string, min: number, max: number): number {
+    if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+      this.fail(key, `an integer from ${min} to ${max}`, value);
+    }
+    return value;
+  }
+
+  oneOf<T extends string>(value: unknown, key: string, options: readonly T[]): T {
+    if (typeof value !== "string" || !options.includes(value as T)) {
+      this.fail(key, `one of ${options.map((o) => JSON.stringify(o)).join(", ")}`, value);
+    }
+    return value as T;
+  }
+
+  strings(value: unknown, key: string): string[] {
+    if (!Array.isArray(value) || value.some((v) => typeof v !== "string" || v === "")) {
+      this.fail(key, "a list of non-empty strings (an allowlist)", value);
+    }
+    return value as string[];
+  }
+}
+
+function emptyPermissions(): Permissions {
+  return { read: [], write: [], net: [], env: [], sys: [], import: [] };
+}
+
+/** Settings for a bundled plugin with every default. */
+export function bundledSettings(name: string): PluginSettings {
+  const file = BUNDLED_PLUGINS[name];
+  if (!file) throw new ConfigError(`no bundled plugin is named ${JSON.stringify(name)}`);
+  return {
+    name,
+    module: new URL(file, BUNDLED_DIR).href,
+    bundled: true,
+    permissions: emptyPermissions(),
+    isolation: PLUGIN_DEFAULTS.isolation,
+    sandbox: `plugin:${name}`,
+    timeoutMs: PLUGIN_DEFAULTS.timeoutMs,
+    memoryMb: PLUGIN_DEFAULTS.memoryMb,
+    concurrency: PLUGIN_DEFAULTS.concurrency,
+    failure: PLUGIN_DEFAULTS.failure,
+    logLinesPerSecond: PLUGIN_DEFAULTS.logLinesPerSecond,
+  };
+}
+
+/** The configuration without a file: every bundled plugin with safe defaults. */
+export function defaultConfig(): RunnerConfig {
+  const plugins = new Map<string, PluginSettings>();
+  for (const name of Object.keys(BUNDLED_PLUGINS)) plugins.set(name, bundledSettings(name));
+  return { file: null, plugins, sections: {} };
+}
+
+const PLUGIN_KEYS = [
+  "module",
+  "permissions",
+  "isolation",
+  "group",
+  "timeoutMs",
+  "memoryMb",
+  "concurrency",
+  "failure",
+  "logLinesPerSecond",
+] as const;
+
+function resolveModule(
+  check: Checker,
+  key: string,
+  spec: string,
+  baseDir: string,
+): [string, boolean] {
+  if (spec in BUNDLED_PLUGINS) return [new URL(BUNDLED_PLUGINS[spec]!, BUNDLED_DIR).href, true];
+  if (/^[a-z][a-z0-9+.-]*:/i.test(spec)) {
+    if (!spec.startsWith("file:")) {
+      check.fail(
+        key,
+        "a bundled plugin name, a file path or a file: URL (remote modules " +
+          "are not loaded: the sandbox runs with --cached-only)",
+        spec,
+      );
+    }
+    return [spec, false];
+  }
+  const path = isAbsolute(spec) ? spec : resolve(baseDir, spec);
+  return [pathToFileURL(path).href, false];
+}
+
+/** Validates a parsed configuration object. `file` names it in error messages. */
+export function parseConfig(value: unknown, file: string): RunnerConfig {
+  const check = new Checker(file);
+  const root = check.object(value, "(top level)");
+  const baseDir = dirname(resolve(file));
+  const plugins = new Map<string, PluginSettings>();
+  const sections: Record<string, unknown> = {};
+  for (const [key, section] of Object.entries(root)) {
+    if (key !== "plugins") sections[key] = section;
+  }
+  const declared = root.plugins === undefined ? {} : check.object(root.plugins, "plugins");
+  const bundledOnly = root.bundled === undefined ? true : root.bundled;
+  if (typeof bundledOnly !== "boolean") check.fail("bundled", "true or false", bundledOnly);
+  delete sections.bundled;
+  if (bundledOnly) {
+    for (const name of Object.keys(BUNDLED_PLUGINS)) plugins.set(name, bundledSettings(name));
+  }
+  for (const [name, raw] of Object.entries(declared)) {
+    const key = `plugins.${name}`;
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(name)) {
+      check.fail(key, "a plugin name of 1-128 letters, digits, '.', '_' or '-'");
+    }
+    const entry = check.object(raw, key);
+    check.only(entry, key, PLUGIN_KEYS);
+    const spec: unknown = entry.module === undefined ? name : entry.module;
+    if (typeof spec !== "string" || spec === "") {
+      return check.fail(`${key}.module`, "a bundled plugin name, a path or a file: URL", spec);
+    }
+    if (entry.module === undefined && !(name in BUNDLED_PLUGINS)) {
+      check.fail(`${key}.module`, "a module path (there is no bundled plugin of this name)");
+    }
+    const [module, bundled] = resolveModule(check, `${key}.module`, spec, baseDir);
+
+    const permissions = emptyPermissions();
+    if (entry.permissions !== undefined) {
+      const perms = check.object(entry.permissions, `${key}.permissions`);
+      for (const kind of Object.keys(perms)) {
+        if (kind === "run" || kind === "ffi") {
+          check.fail(
+            `${key}.permissions.${kind}`,
+            `no "${kind}": sandboxed plugins may not ` +
+              "start processes or load native code",
+          );
+        }
+      }
+      check.only(perms, `${key}.permissions`, PERMISSION_KINDS);
+      for (const kind of PERMISSION_KINDS) {
+        if (perms[kind] !== undefined) {
+          permissions[kind] = check.strings(perms[kind], `${key}.permissions.${kind}`);
+        }
+      }
+      for (const kind of ["read", "write"] as const) {
+        permissions[kind] = permissions[kind].map((p) => isAbsolute(p) ? p : resolve(baseDir, p));
+      }
+    }
+
+    const isolation = entry.isolation === undefined
+      ? PLUGIN_DEFAULTS.isolation
+      : check.oneOf(entry.isolation, `${key}.isolation`, ["process", "shared", "inline"] as const);
+    let sandbox = `plugin:${name}`;
+    if (isolation === "shared") {
+      if (typeof entry.group !== "string" || !/^[A-Za-z0-9._-]{1,64}$/.test(entry.group)) {
+        check.fail(
+          `${key}.group`,
+          'a group name (letters, digits, ".", "_", "-") for "shared"',
+          entry.group,
+        );
+      }
+      sandbox = `group:${entry.group}`;
+    } else if (entry.group !== undefined) {
+      check.fail(`${key}.group`, 'no group unless isolation is "shared"', entry.group);
+    } else if (isolation === "inline") {
+      sandbox = `inline:${name}`;
+    }
+
+    plugins.set(name, {
+      name,
+      module,
+      bundled,
+      permissions,
+      isolation,
+      sandbox,
+      timeoutMs: entry.timeoutMs === undefined
+        ? PLUGIN_DEFAULTS.timeoutMs
+        : check.integer(entry.timeoutMs, `${key}.timeoutMs`, 1, 55_000),
+      memoryMb: entry.memoryMb === undefined
+        ? PLUGIN_DEFAULTS.memoryMb
+        : check.integer(entry.memoryMb, `${key}.memoryMb`, 32, 65_536),
+      concurrency: entry.concurrency === undefined
+        ? PLUGIN_DEFAULTS.concurrency
+        : check.integer(entry.concurrency, `${key}.concurrency`, 1, 1_000_000),
+      failure: entry.failure === undefined
+        ? PLUGIN_DEFAULTS.failure
+        : check.oneOf(entry.failure, `${key}.failure`, ["closed", "open"] as const),
+      logLinesPerSecond: entry.logLinesPerSecond === undefined
+        ? PLUGIN_DEFAULTS.logLinesPerSecond
+        : check.integer(entry.logLinesPerSecond, `${key}.logLinesPerSecond`, 0, 100_000),
+    });
+  }
+  return { file, plugins, sections };
+}
+
+/** Reads and validates a configuration file (JSON). */
+export async function loadConfig(file: string): Promise<RunnerConfig> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (error) {
+    throw new ConfigError(`${file}: cannot read the configuration: ${(error as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`${file}: not valid JSON: ${(error as Error).message}`);
+  }
+  return parseConfig(value, file);
+}
+
+/** The directory holding a file: URL module, which its worker may read (its own files). */
+export function moduleDirectory(module: string): string | null {
+  return module.startsWith("file:") ? dirname(fileURLToPath(module)) : null;
+}

@@ -1,0 +1,280 @@
+/**
+ * Serves one APISIX connection: frames in order, one exchange at a time, until APISIX closes
+ * it. Every frame gets exactly one reply (or, for a call, ExtraInfo questions and then one
+ * reply); malformed input gets a type-0 error frame; the runner never closes first and never
+ * writes outside an exchange.
+ *
+ * @module
+ */
+import { ByteBuffer, Encoding } from "flatbuffers";
+import { decodeUtf8 } from "../api/bytes.ts";
+import { ErrCode, RpcType, writeAll } from "../protocol/frame.ts";
+import { type Frame, FrameReader, TruncatedFrameError } from "../protocol/frame_reader.ts";
+import { ERROR_FRAMES, FrameEncoder, OversizeReplyError } from "../protocol/encode.ts";
+import { ExtraInfoResp } from "../protocol/gen/extra_info_resp.ts";
+import { HttpReqCallReq } from "../protocol/gen/http_req_call_req.ts";
+import { HttpRespCallReq } from "../protocol/gen/http_resp_call_req.ts";
+import { PrepareConfReq } from "../protocol/gen/prepare_conf_req.ts";
+import { TextEntry } from "../protocol/gen/text_entry.ts";
+import {
+  EXTRA_INFO_RESP,
+  HTTP_REQ_CALL_REQ,
+  HTTP_RESP_CALL_REQ,
+  MalformedPayloadError,
+  PREPARE_CONF_REQ,
+  verifyRoot,
+} from "../protocol/verify.ts";
+import { Phase } from "../sandbox/messages.ts";
+import { CallState, ConnectionGoneError } from "./call.ts";
+import type { ChainLink, ConfCache } from "./conf_cache.ts";
+import { log } from "./log.ts";
+import type { PluginRegistry } from "./plugin_registry.ts";
+import { requestAction, responseHeaders } from "./reply.ts";
+
+/** What a connection needs from the runner. */
+export interface ConnectionDeps {
+  cache: ConfCache;
+  plugins: PluginRegistry;
+}
+
+/** Thrown when APISIX breaks the exchange rules; the connection is answered and closed. */
+class ExchangeError extends Error {}
+
+let connectionCount = 0;
+
+/** One APISIX connection. */
+export class Connection {
+  readonly id = ++connectionCount;
+  #conn: Deno.Conn;
+  #reader: FrameReader;
+  #encoder = new FrameEncoder();
+  #deps: ConnectionDeps;
+  #busy = false;
+  #closed = false;
+
+  constructor(conn: Deno.Conn, deps: ConnectionDeps) {
+    this.#conn = conn;
+    this.#deps = deps;
+    this.#reader = new FrameReader(conn);
+  }
+
+  /** Whether an exchange is in progress. */
+  get busy(): boolean {
+    return this.#busy;
+  }
+
+  /** Serves frames until APISIX closes the connection (or {@linkcode close} is called). */
+  async serve(): Promise<void> {
+    try {
+      for (;;) {
+        const frame = this.#reader.tryNext() ?? await this.#reader.next();
+        if (!frame) break;
+        this.#busy = true;
+        try {
+          await this.#handle(frame);
+        } finally {
+          this.#busy = false;
+        }
+      }
+    } catch (error) {
+      if (!this.#closed) this.#logEnd(error);
+    } finally {
+      this.close();
+    }
+  }
+
+  /** Closes the connection (shutdown, or after a broken exchange). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed by the peer.
+    }
+  }
+
+  #logEnd(error: unknown): void {
+    if (error instanceof TruncatedFrameError) {
+      log.conn.warn("connection {id} closed mid-frame: {reason}", {
+        id: this.id,
+        reason: error.message,
+      });
+    } else if (
+      error instanceof Deno.errors.ConnectionReset || error instanceof Deno.errors.BrokenPipe ||
+      error instanceof Deno.errors.BadResource || error instanceof ConnectionGoneError
+    ) {
+      log.conn.debug("connection {id} went away: {reason}", {
+        id: this.id,
+        reason: (error as Error).message,
+      });
+    } else if (error instanceof ExchangeError) {
+      log.conn.warn("connection {id} closed: {reason}", { id: this.id, reason: error.message });
+    } else {
+      log.conn.error("connection {id} failed: {error}", { id: this.id, error });
+    }
+  }
+
+  #write(bytes: Uint8Array): Promise<void> {
+    return writeAll(this.#conn, bytes);
+  }
+
+  #error(code: ErrCode): Promise<void> {
+    return this.#write(ERROR_FRAMES[code]);
+  }
+
+  async #handle(frame: Frame): Promise<void> {
+    switch (frame.type) {
+      case RpcType.PrepareConf:
+        return await this.#prepareConf(frame.payload);
+      case RpcType.HttpReqCall:
+        return await this.#call(frame.payload, Phase.Request);
+      case RpcType.HttpRespCall:
+        return await this.#call(frame.payload, Phase.Response);
+      default:
+        log.conn.warn("connection {id}: RPC type {type} is not a request; answered BAD_REQUEST", {
+          id: this.id,
+          type: frame.type,
+        });
+        return await this.#error(ErrCode.BadRequest);
+    }
+  }
+
+  #verify(payload: Uint8Array, shape: typeof PREPARE_CONF_REQ, what: string): boolean {
+    try {
+      verifyRoot(payload, shape);
+      return true;
+    } catch (error) {
+      if (!(error instanceof MalformedPayloadError)) throw error;
+      log.conn.warn("connection {id}: malformed {what}: {reason}; answered BAD_REQUEST", {
+        id: this.id,
+        what,
+        reason: error.message,
+      });
+      return false;
+    }
+  }
+
+  async #prepareConf(payload: Uint8Array): Promise<void> {
+    if (!this.#verify(payload, PREPARE_CONF_REQ, "PrepareConf")) {
+      return await this.#error(ErrCode.BadRequest);
+    }
+    const req = PrepareConfReq.getRootAsPrepareConfReq(new ByteBuffer(payload));
+    const key = req.key() ?? "";
+    const known = key ? this.#deps.cache.byKey(key) : undefined;
+    if (known) return await this.#write(this.#encoder.prepareConf(known.token));
+
+    const entries: Array<[string, string]> = [];
+    const entry = new TextEntry();
+    for (let i = 0; i < req.confLength(); i++) {
+      req.conf(i, entry);
+      entries.push([
+        decodeUtf8((entry.name(Encoding.UTF8_BYTES) as Uint8Array | null) ?? new Uint8Array()),
+        decodeUtf8((entry.value(Encoding.UTF8_BYTES) as Uint8Array | null) ?? new Uint8Array()),
+      ]);
+    }
+    const links = await Promise.all(entries.map(([name, raw]) => this.#link(key, name, raw)));
+    const cached = this.#deps.cache.add(key, links.filter((l): l is ChainLink => l !== null));
+    await this.#write(this.#encoder.prepareConf(cached.token));
+  }
+
+  /** Prepares one conf entry; null (logged) when the plugin is unknown or rejects the conf. */
+  async #link(key: string, name: string, raw: string): Promise<ChainLink | null> {
+    const host = this.#deps.plugins.host(name);
+    if (!host) {
+      log.runner.warn("route {key}: no plugin named {plugin}; it is skipped", {
+        key,
+        plugin: name,
+      });
+      return null;
+    }
+    const result = await host.prepare(raw);
+    if (result.ok) return { host, handle: result.handle };
+    host.log.warn("route {key}: conf rejected ({cause}): {reason}; the plugin is skipped", {
+      key,
+      cause: result.cause,
+      reason: result.message,
+    });
+    return null;
+  }
+
+  async #call(payload: Uint8Array, phase: number): Promise<void> {
+    const shape = phase === Phase.Request ? HTTP_REQ_CALL_REQ : HTTP_RESP_CALL_REQ;
+    const what = phase === Phase.Request ? "HTTPReqCall" : "HTTPRespCall";
+    if (!this.#verify(payload, shape, what)) return await this.#error(ErrCode.BadRequest);
+    const bb = new ByteBuffer(payload);
+    const reqCall = phase === Phase.Request ? HttpReqCallReq.getRootAsHttpReqCallReq(bb) : null;
+    const respCall = reqCall ? null : HttpRespCallReq.getRootAsHttpRespCallReq(bb);
+    const token = reqCall ? reqCall.confToken() : respCall!.confToken();
+    const id = reqCall ? reqCall.id() : respCall!.id();
+    const entry = this.#deps.cache.get(token);
+    if (!entry) {
+      log.conn.debug("connection {id}: unknown conf token {token}", { id: this.id, token });
+      return await this.#error(ErrCode.ConfTokenNotFound);
+    }
+    const chain = reqCall ? entry.requestChain : entry.responseChain;
+    let patch = null;
+    let request = payload;
+    if (chain.length) {
+      // The payload lives in the reader's buffer, which ExtraInfo answers will overwrite.
+      request = payload.slice();
+      const state = new CallState(phase, (info, name) => this.#askApisix(info, name));
+      const result = await state.run(chain, request);
+      if (state.gone) throw new ConnectionGoneError();
+      if (!result.ok) {
+        log.runner.debug("route {key}: plugin {plugin} failed ({cause}): {reason}", {
+          key: entry.key,
+          plugin: result.plugin,
+          cause: result.cause,
+          reason: result.message,
+        });
+        return await this.#error(ErrCode.ServiceUnavailable);
+      }
+      patch = result.patch;
+    }
+    let reply: Uint8Array;
+    try {
+      reply = reqCall ? this.#encoder.reqCall(id, requestAction(patch)) : this.#encoder.respCall(
+        id,
+        patch?.status ?? 0,
+        responseHeaders(patch, HttpRespCallReq.getRootAsHttpRespCallReq(new ByteBuffer(request))),
+        patch?.responseBody ?? null,
+      );
+    } catch (error) {
+      if (!(error instanceof OversizeReplyError)) throw error;
+      log.runner.warn("route {key}: {reason}; answered SERVICE_UNAVAILABLE", {
+        key: entry.key,
+        reason: error.message,
+      });
+      return await this.#error(ErrCode.ServiceUnavailable);
+    }
+    await this.#write(reply);
+  }
+
+  /** Sends one ExtraInfo question and reads APISIX's answer. */
+  async #askApisix(
+    info: "var" | "reqBody" | "respBody",
+    name: Uint8Array | undefined,
+  ): Promise<Uint8Array | null> {
+    await this.#write(this.#encoder.extraInfo(info, name));
+    const frame = this.#reader.tryNext() ?? await this.#reader.next();
+    if (!frame) throw new ConnectionGoneError();
+    const broken = frame.type !== RpcType.ExtraInfo
+      ? `expected an ExtraInfo answer, got RPC type ${frame.type}`
+      : this.#verify(frame.payload, EXTRA_INFO_RESP, "ExtraInfo answer")
+      ? null
+      : "malformed ExtraInfo answer";
+    if (broken) {
+      log.conn.warn("connection {id}: {reason}; answered BAD_REQUEST and closed it", {
+        id: this.id,
+        reason: broken,
+      });
+      await this.#error(ErrCode.BadRequest).catch(() => {});
+      this.close();
+      throw new ExchangeError(broken);
+    }
+    const resp = ExtraInfoResp.getRootAsExtraInfoResp(new ByteBuffer(frame.payload));
+    const result = resp.resultArray();
+    return result ? result.slice() : null;
+  }
+}

@@ -1,0 +1,549 @@
+/**
+ * The runner's side of one plugin: its confs, its calls in flight, their deadlines, batching of
+ * messages to its worker, and the checks on everything the worker sends back (which is
+ * untrusted). The sandbox that runs the worker is managed by a {@linkcode Supervisor}.
+ *
+ * @module
+ */
+import type { Logger } from "@logtape/logtape";
+import { ByteFormatError, decodeUtf8 } from "../api/bytes.ts";
+import { Patch } from "../api/patch.ts";
+import { BatchWriter, FailCause, Info, Kind, LogLevel, readMessages } from "../sandbox/messages.ts";
+import type { PluginSettings } from "./config.ts";
+import { pluginLogger } from "./log.ts";
+import { Histogram, OutcomeCounters } from "./metrics_core.ts";
+
+/** Why a call produced no patch. */
+export type FailureCause =
+  | "error"
+  | "denied"
+  | "timeout"
+  | "crash"
+  | "oom"
+  | "unavailable"
+  | "violation"
+  | "bad_conf";
+
+/** The result of one plugin call. */
+export type CallOutcome =
+  | { ok: true; patch: Patch }
+  | { ok: false; cause: FailureCause; message: string };
+
+/** What a call needs from the APISIX connection it belongs to. */
+export interface CallContext {
+  /** Asks APISIX (or the call's cache) for ExtraInfo. */
+  ask(info: "var" | "reqBody" | "respBody", name: string): Promise<Uint8Array | null>;
+}
+
+/** Sends a batch to the plugin's worker. */
+export type Link = (batch: Uint8Array<ArrayBuffer>) => void;
+
+/** What the host tells its supervisor. */
+export interface HostEvents {
+  /** The worker broke the protocol, flooded, or a call overran its deadline: kill the sandbox. */
+  kill(host: PluginHost, cause: "timeout" | "violation", message: string): void;
+  /** The host has work but no running sandbox. */
+  wake(host: PluginHost): void;
+}
+
+type ConfResult = { ok: true } | { ok: false; cause: FailureCause; message: string };
+
+/** The outcome of {@linkcode PluginHost.prepare}. */
+export type PrepareResult =
+  | { ok: true; handle: ConfHandle }
+  | { ok: false; cause: FailureCause; message: string };
+
+/** A parsed conf held by the worker, shared by every route with the same conf string. */
+export interface ConfHandle {
+  readonly id: number;
+  readonly raw: string;
+  refs: number;
+  ready: Promise<ConfResult>;
+}
+
+interface PendingCall {
+  id: number;
+  deadline: number;
+  started: number;
+  settle(outcome: CallOutcome): void;
+  ctx: CallContext;
+  sent: boolean;
+  message: (out: BatchWriter) => void;
+}
+
+interface PendingConf {
+  handle: ConfHandle;
+  deadline: number;
+  settle(result: ConfResult): void;
+}
+
+// Flow control: batches sent but not yet acknowledged by the worker.
+const MAX_BATCHES_IN_FLIGHT = 2;
+// A worker may send this many messages that match nothing per second before it is a flood.
+const MAX_STRAY_PER_SECOND = 10_000;
+const MAX_ID = 0xffff_ffff;
+
+function failure(cause: FailureCause, message: string): CallOutcome {
+  return { ok: false, cause, message };
+}
+
+/** The runner's side of one plugin. */
+export class PluginHost {
+  readonly settings: PluginSettings;
+  readonly log: Logger;
+  readonly counters: OutcomeCounters = new OutcomeCounters();
+  readonly latency: Histogram = new Histogram();
+  /** Whether the plugin has a requestFilter / responseFilter (known once it loaded). */
+  filters = { request: false, response: false };
+
+  #events: HostEvents;
+  #link: Link | null = null;
+  #unavailable: string | null = null;
+  #out = new BatchWriter(4096);
+  #batchesInFlight = 0;
+  #flushQueued = false;
+
+  #nextCallId = 1;
+  #calls = new Map<number, PendingCall>();
+  #waiting: PendingCall[] = [];
+  #inFlight = 0;
+
+  #nextConfId = 1;
+  #confsByRaw = new Map<string, ConfHandle>();
+  #confsById = new Map<number, ConfHandle>();
+  #confsPending = new Map<number, PendingConf>();
+
+  #deadlineTimer: ReturnType<typeof setTimeout> | undefined;
+  #deadlineAt = Infinity;
+  #strayWindow = 0;
+  #strays = 0;
+  #readyWaiter: { resolve(): void; reject(error: Error): void } | null = null;
+
+  constructor(settings: PluginSettings, events: HostEvents) {
+    this.settings = settings;
+    this.#events = events;
+    this.log = pluginLogger(settings.name);
+  }
+
+  /** Calls and conf parses in flight or waiting. */
+  get busy(): number {
+    return this.#calls.size + this.#confsPending.size;
+  }
+
+  /** Distinct confs held. */
+  get confCount(): number {
+    return this.#confsById.size;
+  }
+
+  /** Whether a sandbox is attached. */
+  get attached(): boolean {
+    return this.#link !== null;
+  }
+
+  // ---- lifecycle (called by the supervisor) ------------------------------------------------
+
+  /** Waits for the worker's Ready (or LoadFailed) message after the sandbox started. */
+  waitReady(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#readyWaiter = { resolve, reject };
+    });
+  }
+
+  /** A sandbox is up: send it every conf this plugin holds, then the queued work. */
+  attach(link: Link): void {
+    this.#link = link;
+    this.#unavailable = null;
+    this.#batchesInFlight = 0;
+    this.#out.out.reset();
+    for (const handle of this.#confsById.values()) this.#sendConf(handle);
+    for (const call of this.#calls.values()) call.sent = false;
+    this.#pump();
+    this.#queueFlush();
+  }
+
+  /** The sandbox is gone: every call and conf parse in flight fails with `cause`. */
+  detach(cause: FailureCause, message: string): void {
+    this.#link = null;
+    this.#readyWaiter?.reject(new Error(message));
+    this.#readyWaiter = null;
+    const sent = [...this.#calls.values()].filter((call) => call.sent);
+    for (const call of sent) this.#settleCall(call, failure(cause, message));
+    for (const [id, pending] of this.#confsPending) {
+      this.#confsPending.delete(id);
+      pending.settle({ ok: false, cause, message });
+    }
+  }
+
+  /** Answers every call at once (the plugin keeps crashing) until the next attach. */
+  markUnavailable(reason: string): void {
+    this.#unavailable = reason;
+    for (const call of [...this.#calls.values()]) {
+      this.#settleCall(call, failure("unavailable", reason));
+    }
+    for (const [id, pending] of this.#confsPending) {
+      this.#confsPending.delete(id);
+      pending.settle({ ok: false, cause: "unavailable", message: reason });
+    }
+  }
+
+  /** Ends a period of unavailability: the next use starts the sandbox again. */
+  clearUnavailable(): void {
+    this.#unavailable = null;
+  }
+
+  // ---- confs ---------------------------------------------------------------------------
+
+  /**
+   * Parses a conf in the plugin's sandbox, or reuses an identical one. Resolves to the handle,
+   * or to the reason the conf cannot be used.
+   */
+  async prepare(raw: string): Promise<PrepareResult> {
+    let handle = this.#confsByRaw.get(raw);
+    if (!handle) {
+      if (this.#unavailable) return { ok: false, cause: "unavailable", message: this.#unavailable };
+      const id = this.#nextConfId++;
+      if (this.#nextConfId > MAX_ID) this.#nextConfId = 1;
+      const created: ConfHandle = { id, raw, refs: 0, ready: Promise.resolve({ ok: true }) };
+      created.ready = this.#parse(created);
+      handle = created;
+    }
+    handle.refs++;
+    const result = await handle.ready;
+    if (result.ok) return { ok: true, handle };
+    handle.refs--;
+    return result;
+  }
+
+  #parse(handle: ConfHandle): Promise<ConfResult> {
+    this.#confsByRaw.set(handle.raw, handle);
+    this.#confsById.set(handle.id, handle);
+    return new Promise<ConfResult>((settle) => {
+      const deadline = performance.now() + this.settings.timeoutMs;
+      this.#confsPending.set(handle.id, { handle, deadline, settle });
+      this.#armDeadline(deadline);
+      if (this.#link) this.#sendConf(handle);
+      else this.#events.wake(this);
+    }).then((result) => {
+      if (!result.ok) {
+        this.#forget(handle);
+        if (result.cause === "bad_conf") this.counters.add("bad_conf");
+      }
+      return result;
+    });
+  }
+
+  /** Drops one reference to a conf; the last one frees it in the worker. */
+  release(handle: ConfHandle): void {
+    if (--handle.refs > 0) return;
+    this.#forget(handle);
+    if (this.#link) {
+      this.#out.begin(Kind.DropConf).u32(handle.id);
+      this.#out.end();
+      this.#queueFlush();
+    }
+  }
+
+  #forget(handle: ConfHandle): void {
+    if (this.#confsByRaw.get(handle.raw) === handle) this.#confsByRaw.delete(handle.raw);
+    this.#confsById.delete(handle.id);
+  }
+
+  #sendConf(handle: ConfHandle): void {
+    this.#out.begin(Kind.Conf).u32(handle.id).rawUtf8(handle.raw);
+    this.#out.end();
+    this.#queueFlush();
+  }
+
+  // ---- calls ---------------------------------------------------------------------------
+
+  /**
+   * Runs the plugin's filter for one request (`phase` 0) or response (`phase` 1). `request` is
+   * the verified payload APISIX sent, `overlay` the merged patch of earlier plugins.
+   */
+  call(
+    conf: ConfHandle,
+    phase: number,
+    request: Uint8Array,
+    overlay: Uint8Array | null,
+    ctx: CallContext,
+  ): Promise<CallOutcome> {
+    if (this.#unavailable) {
+      this.counters.add("unavailable");
+      return Promise.resolve(failure("unavailable", this.#unavailable));
+    }
+    const id = this.#nextCallId++;
+    if (this.#nextCallId > MAX_ID) this.#nextCallId = 1;
+    const started = performance.now();
+    return new Promise((settle) => {
+      const call: PendingCall = {
+        id,
+        deadline: started + this.settings.timeoutMs,
+        started,
+        settle,
+        ctx,
+        sent: false,
+        message: (out) => {
+          const w = out.begin(Kind.Call).u32(id).u32(conf.id).u8(phase).bytes(request);
+          if (overlay) w.raw(overlay);
+          out.end();
+        },
+      };
+      this.#calls.set(id, call);
+      this.#armDeadline(call.deadline);
+      if (this.#inFlight < this.settings.concurrency) this.#send(call);
+      else this.#waiting.push(call);
+    });
+  }
+
+  /** Abandons a call whose client went away; its outcome is dropped. */
+  cancel(promiseOwner: CallContext): void {
+    for (const call of this.#calls.values()) {
+      if (call.ctx !== promiseOwner) continue;
+      this.#settleCall(call, failure("error", "the client went away"), false);
+      this.#sendCancel(call);
+      return;
+    }
+  }
+
+  #send(call: PendingCall): void {
+    this.#inFlight++;
+    if (!this.#link) {
+      this.#events.wake(this);
+      return;
+    }
+    call.sent = true;
+    call.message(this.#out);
+    this.#queueFlush();
+  }
+
+  #sendCancel(call: PendingCall): void {
+    if (!call.sent || !this.#link) return;
+    this.#out.begin(Kind.Cancel).u32(call.id);
+    this.#out.end();
+    this.#queueFlush();
+  }
+
+  /** Sends calls that were admitted while no sandbox was attached. */
+  #pump(): void {
+    for (const call of this.#calls.values()) {
+      if (!call.sent && !this.#waiting.includes(call)) {
+        call.sent = true;
+        call.message(this.#out);
+      }
+    }
+  }
+
+  #settleCall(call: PendingCall, outcome: CallOutcome, count = true): void {
+    if (!this.#calls.delete(call.id)) return;
+    const waitingAt = this.#waiting.indexOf(call);
+    if (waitingAt >= 0) this.#waiting.splice(waitingAt, 1);
+    else {
+      this.#inFlight--;
+      const next = this.#waiting.shift();
+      if (next) this.#send(next);
+    }
+    if (count) {
+      this.counters.add(outcome.ok ? "ok" : outcome.cause);
+      this.latency.observe(performance.now() - call.started);
+    }
+    call.settle(outcome);
+  }
+
+  // ---- deadlines -------------------------------------------------------------------------
+
+  #armDeadline(at: number): void {
+    if (at >= this.#deadlineAt) return;
+    if (this.#deadlineTimer !== undefined) clearTimeout(this.#deadlineTimer);
+    this.#deadlineAt = at;
+    this.#deadlineTimer = setTimeout(
+      () => this.#checkDeadlines(),
+      Math.max(0, at - performance.now()),
+    );
+  }
+
+  #checkDeadlines(): void {
+    this.#deadlineTimer = undefined;
+    this.#deadlineAt = Infinity;
+    const now = performance.now();
+    let expired: string | null = null;
+    for (const call of this.#calls.values()) {
+      // Calls are in admission order and share one timeout, so the first live one is oldest.
+      if (call.deadline > now) {
+        this.#armDeadline(call.deadline);
+        break;
+      }
+      const message = `call exceeded its deadline of ${this.settings.timeoutMs} ms`;
+      const wasSent = call.sent;
+      this.#settleCall(call, failure(this.#link || wasSent ? "timeout" : "unavailable", message));
+      if (wasSent && this.#link) expired = message;
+    }
+    for (const [id, pending] of this.#confsPending) {
+      if (pending.deadline > now) {
+        this.#armDeadline(pending.deadline);
+        break;
+      }
+      this.#confsPending.delete(id);
+      const message = `parseConf exceeded the deadline of ${this.settings.timeoutMs} ms`;
+      pending.settle({ ok: false, cause: "timeout", message });
+      if (this.#link) expired = message;
+    }
+    // A worker that overran a deadline may be stuck in a loop no message can interrupt.
+    if (expired) this.#events.kill(this, "timeout", expired);
+  }
+
+  // ---- batches -------------------------------------------------------------------------
+
+  #queueFlush(): void {
+    if (this.#flushQueued) return;
+    this.#flushQueued = true;
+    queueMicrotask(() => this.#flush());
+  }
+
+  #flush(): void {
+    this.#flushQueued = false;
+    if (!this.#link || this.#out.length === 0) return;
+    if (this.#batchesInFlight >= MAX_BATCHES_IN_FLIGHT) return;
+    this.#batchesInFlight++;
+    this.#link(this.#out.take());
+  }
+
+  /** Handles a batch from the worker. Anything malformed makes the supervisor kill it. */
+  receive(batch: Uint8Array): void {
+    try {
+      readMessages(batch, (kind, body) => {
+        switch (kind) {
+          case Kind.Result: {
+            const call = this.#calls.get(body.u32());
+            if (!call || !call.sent) return this.#stray();
+            const patch = Patch.decode(body.rest());
+            this.#checkPatch(patch);
+            this.#settleCall(call, { ok: true, patch });
+            return;
+          }
+          case Kind.Failed: {
+            const call = this.#calls.get(body.u32());
+            const cause = body.u8();
+            const text = decodeUtf8(body.rest());
+            if (!call || !call.sent) return this.#stray();
+            if (cause === FailCause.UnknownConf) {
+              this.#settleCall(call, failure("bad_conf", "the conf was rejected by parseConf"));
+            } else {
+              this.log.warn("call failed: {error}", { error: text });
+              this.#settleCall(
+                call,
+                failure(cause === FailCause.Denied ? "denied" : "error", text.split("\n")[0]!),
+              );
+            }
+            return;
+          }
+          case Kind.Ask:
+            return this.#ask(body.u32(), body.u32(), body.u8(), decodeUtf8(body.rest()));
+          case Kind.Ack:
+            if (this.#batchesInFlight === 0) throw new ByteFormatError("acknowledged no batch");
+            this.#batchesInFlight--;
+            if (this.#out.length) this.#queueFlush();
+            return;
+          case Kind.ConfOk:
+          case Kind.ConfFailed: {
+            const id = body.u32();
+            const pending = this.#confsPending.get(id);
+            const reason = decodeUtf8(body.rest());
+            if (!pending) {
+              // A conf replayed into a restarted sandbox: drop it if it no longer parses.
+              const handle = this.#confsById.get(id);
+              if (kind === Kind.ConfFailed && handle) {
+                this.log.warn("a conf no longer parses after a restart: {reason}", { reason });
+                this.#forget(handle);
+              }
+              return;
+            }
+            this.#confsPending.delete(id);
+            pending.settle(
+              kind === Kind.ConfOk
+                ? { ok: true }
+                : { ok: false, cause: "bad_conf", message: reason },
+            );
+            return;
+          }
+          case Kind.Log: {
+            const level = body.u8();
+            const line = decodeUtf8(body.rest());
+            if (level === LogLevel.Error) this.log.error(line);
+            else if (level === LogLevel.Warn) this.log.warn(line);
+            else if (level === LogLevel.Info) this.log.info(line);
+            else this.log.debug(line);
+            return this.#strayIfFlooding();
+          }
+          case Kind.Ready: {
+            const flags = body.u8();
+            this.filters = { request: (flags & 1) !== 0, response: (flags & 2) !== 0 };
+            this.#readyWaiter?.resolve();
+            this.#readyWaiter = null;
+            return;
+          }
+          case Kind.LoadFailed: {
+            const reason = decodeUtf8(body.rest());
+            this.#readyWaiter?.reject(new Error(reason));
+            this.#readyWaiter = null;
+            return;
+          }
+          default:
+            throw new ByteFormatError(`unknown message kind ${kind}`);
+        }
+      });
+    } catch (error) {
+      const message = `protocol violation: ${(error as Error).message}`;
+      this.#events.kill(this, "violation", message);
+    }
+  }
+
+  /** A patch must describe something APISIX accepts; the worker's view code ensures it. */
+  #checkPatch(patch: Patch): void {
+    const path = patch.path;
+    if (path && (path.length === 0 || path[0] !== 0x2f || path.includes(0x3f))) {
+      throw new ByteFormatError("a rewritten path must start with / and have no ?");
+    }
+    for (const [name, value] of patch.responseHeaders ?? []) {
+      if (name.length === 0 || value.includes(0x0a) || value.includes(0x0d)) {
+        throw new ByteFormatError("a response header is empty or contains CR/LF");
+      }
+    }
+  }
+
+  #stray(): void {
+    // Results for calls already answered (deadline, client gone) are normal in small numbers.
+    this.#strayIfFlooding();
+  }
+
+  #strayIfFlooding(): void {
+    const now = performance.now();
+    if (now - this.#strayWindow > 1000) {
+      this.#strayWindow = now;
+      this.#strays = 0;
+    }
+    const limit = Math.max(MAX_STRAY_PER_SECOND, 2 * this.settings.logLinesPerSecond);
+    if (++this.#strays > limit) throw new ByteFormatError("message flood");
+  }
+
+  #ask(callId: number, askId: number, info: number, name: string): void {
+    const call = this.#calls.get(callId);
+    if (!call || !call.sent) return this.#stray();
+    const kind = info === Info.Var
+      ? "var"
+      : info === Info.ReqBody
+      ? "reqBody"
+      : info === Info.RespBody
+      ? "respBody"
+      : null;
+    if (!kind) throw new ByteFormatError(`unknown ExtraInfo kind ${info}`);
+    call.ctx.ask(kind, name).then((answer) => {
+      if (!this.#calls.has(callId) || !this.#link) return;
+      const w = this.#out.begin(Kind.Answer).u32(callId).u32(askId).u8(answer === null ? 0 : 1);
+      if (answer) w.raw(answer);
+      this.#out.end();
+      this.#queueFlush();
+    }, () => {
+      // The connection failed; the connection handler abandons the call.
+    });
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * Turns a chain's merged patch into the reply APISIX applies (PROTOCOL.md §5).
+ *
+ * @module
+ */
+import { decodeLatin1, encodeLatin1 } from "../api/bytes.ts";
+import type { Patch } from "../api/patch.ts";
+import type { ReqCallAction, WireEntry } from "../protocol/encode.ts";
+import type { HttpRespCallReq } from "../protocol/gen/http_resp_call_req.ts";
+import { TextEntry } from "../protocol/gen/text_entry.ts";
+import { Encoding } from "flatbuffers";
+
+const COMMA = encodeLatin1(", ");
+const EMPTY = new Uint8Array();
+
+function join(values: Uint8Array[]): Uint8Array {
+  if (values.length === 1) return values[0]!;
+  const size = values.reduce((n, v) => n + v.length, 0) + COMMA.length * (values.length - 1);
+  const out = new Uint8Array(size);
+  let at = 0;
+  values.forEach((value, i) => {
+    if (i > 0) {
+      out.set(COMMA, at);
+      at += COMMA.length;
+    }
+    out.set(value, at);
+    at += value.length;
+  });
+  return out;
+}
+
+/** The HTTPReqCall action for a merged patch (`null`: no plugin changed anything). */
+export function requestAction(patch: Patch | null): ReqCallAction {
+  if (!patch) return { kind: "none" };
+  if (patch.stop) {
+    return {
+      kind: "stop",
+      status: patch.status || 200,
+      headers: patch.responseHeaders ?? [],
+      body: patch.responseBody,
+    };
+  }
+  const headers: WireEntry[] = [];
+  for (const [name, values] of patch.headers ?? []) {
+    // APISIX sets request headers (a repeated name would overwrite): one entry per name, the
+    // values joined; no value deletes.
+    headers.push([encodeLatin1(name), values.length ? join(values) : null]);
+  }
+  const args: WireEntry[] = [];
+  for (const [name, values] of patch.args ?? []) {
+    const key = encodeLatin1(name);
+    // APISIX replaces a name's values with the first entry and appends the rest; no value
+    // deletes, so a value-less arg kept beside a change goes as an empty value.
+    if (values.length === 0) args.push([key, null]);
+    for (const value of values) args.push([key, value ?? EMPTY]);
+  }
+  const respHeaders = patch.responseHeaders ?? [];
+  if (
+    !patch.path && !headers.length && !args.length && !respHeaders.length && !patch.requestBody
+  ) {
+    return { kind: "none" };
+  }
+  return {
+    kind: "rewrite",
+    path: patch.path,
+    headers,
+    args,
+    respHeaders,
+    body: patch.requestBody,
+  };
+}
+
+/** Header names a response-phase reply never carries (hop-by-hop, and a stale length). */
+export function isDroppedResponseHeader(name: string): boolean {
+  const lower = name.toLowerCase();
+  return lower === "connection" || lower === "keep-alive" || lower === "transfer-encoding" ||
+    lower === "te" || lower === "trailer" || lower === "upgrade" || lower === "content-length" ||
+    lower.startsWith("proxy-");
+}
+
+/**
+ * The complete header list of an HTTPRespCall reply: the plugins' list if they changed the
+ * headers, the upstream's otherwise, without hop-by-hop headers and Content-Length (so APISIX
+ * keeps Content-Type and friends, PROTOCOL.md §5.3).
+ */
+export function responseHeaders(patch: Patch | null, req: HttpRespCallReq): WireEntry[] {
+  const out: WireEntry[] = [];
+  if (patch?.responseHeaders) {
+    for (const [name, value] of patch.responseHeaders) {
+      if (!isDroppedResponseHeader(decodeLatin1(name))) out.push([name, value]);
+    }
+    return out;
+  }
+  const entry = new TextEntry();
+  for (let i = 0; i < req.headersLength(); i++) {
+    req.headers(i, entry);
+    const name = entry.name(Encoding.UTF8_BYTES) as Uint8Array | null;
+    if (!name || isDroppedResponseHeader(decodeLatin1(name))) continue;
+    out.push([name, (entry.value(Encoding.UTF8_BYTES) as Uint8Array | null) ?? EMPTY]);
+  }
+  return out;
+}

@@ -1,0 +1,157 @@
+/**
+ * The runner's server: the APISIX socket (PROTOCOL.md §1.3), one {@linkcode Connection} per
+ * client served concurrently, and shutdown (§1.4): stop accepting, let calls in flight finish,
+ * exit within a second, and unlink the socket only if it is still ours.
+ *
+ * @module
+ */
+import { dirname, isAbsolute } from "node:path";
+import { ConfCache } from "./conf_cache.ts";
+import type { RunnerConfig } from "./config.ts";
+import { Connection } from "./connection.ts";
+import { log } from "./log.ts";
+import { PluginRegistry } from "./plugin_registry.ts";
+
+/** Thrown for a bad `APISIX_LISTEN_ADDRESS` or `APISIX_CONF_EXPIRE_TIME`. */
+export class EnvironmentError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "EnvironmentError";
+  }
+}
+
+/** The socket path in `APISIX_LISTEN_ADDRESS` (`unix:` + an absolute path). */
+export function parseListenAddress(value: string | undefined): string {
+  if (value === undefined || value === "") {
+    throw new EnvironmentError(
+      "APISIX_LISTEN_ADDRESS is not set: expected unix:/absolute/path.sock (APISIX sets it; " +
+        "set it yourself when you start the runner by hand)",
+    );
+  }
+  if (!value.startsWith("unix:")) {
+    throw new EnvironmentError(
+      `APISIX_LISTEN_ADDRESS=${JSON.stringify(value)} lacks the "unix:" prefix: expected ` +
+        "unix:/absolute/path.sock",
+    );
+  }
+  const path = value.slice("unix:".length);
+  if (!isAbsolute(path)) {
+    throw new EnvironmentError(
+      `APISIX_LISTEN_ADDRESS=${JSON.stringify(value)}: expected an absolute socket path`,
+    );
+  }
+  return path;
+}
+
+/** `APISIX_CONF_EXPIRE_TIME` in seconds (default 3600; never zero). */
+export function parseConfExpireTime(value: string | undefined): number {
+  if (value === undefined || value.trim() === "") return 3600;
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds <= 0) {
+    throw new EnvironmentError(
+      `APISIX_CONF_EXPIRE_TIME=${JSON.stringify(value)}: expected a positive number of seconds`,
+    );
+  }
+  return seconds;
+}
+
+/** Options of {@linkcode RunnerServer}. */
+export interface ServerOptions {
+  /** Socket path to listen on. */
+  path: string;
+  /** APISIX's conf cache time in seconds; tokens live 1.2 times as long after their last use. */
+  confExpireSeconds: number;
+  /** Most conf tokens kept. */
+  maxConfTokens?: number;
+}
+
+/** The APISIX-facing server. */
+export class RunnerServer {
+  readonly path: string;
+  readonly cache: ConfCache;
+  readonly plugins: PluginRegistry;
+  readonly connections: Set<Connection> = new Set();
+  #listener: Deno.Listener | null = null;
+  #inode: number | null = null;
+  #draining = false;
+
+  constructor(config: RunnerConfig, options: ServerOptions) {
+    this.path = options.path;
+    this.cache = new ConfCache({
+      ttlMs: options.confExpireSeconds * 1.2 * 1000,
+      maxEntries: options.maxConfTokens ?? 100_000,
+    });
+    this.plugins = new PluginRegistry(config);
+  }
+
+  /** Creates the socket: parent folder, stale file removed, mode 0766 (§1.3). */
+  listen(): void {
+    Deno.mkdirSync(dirname(this.path), { recursive: true });
+    try {
+      const stale = Deno.lstatSync(this.path);
+      if (stale.isDirectory) {
+        throw new EnvironmentError(`${this.path} is a directory, not a socket path`);
+      }
+      Deno.removeSync(this.path);
+      log.runner.info("removed stale file at {path}", { path: this.path });
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    this.#listener = Deno.listen({ transport: "unix", path: this.path });
+    // nginx workers often run as nobody: they must be able to connect.
+    Deno.chmodSync(this.path, 0o766);
+    this.#inode = Deno.statSync(this.path).ino;
+    log.runner.info("listening on unix:{path}", { path: this.path });
+  }
+
+  /** Accepts connections until {@linkcode shutdown}. */
+  async serve(): Promise<void> {
+    const listener = this.#listener;
+    if (!listener) throw new Error("listen() first");
+    try {
+      for await (const conn of listener) {
+        const connection = new Connection(conn, { cache: this.cache, plugins: this.plugins });
+        this.connections.add(connection);
+        connection.serve().finally(() => this.connections.delete(connection));
+      }
+    } catch (error) {
+      if (!this.#draining) throw error;
+    }
+  }
+
+  /**
+   * Stops accepting, waits up to `graceMs` for exchanges in progress, then closes everything.
+   * The socket file is removed only if it is still the one this process created: a newer
+   * runner may already listen on the same path (apache/apisix#11347).
+   */
+  async shutdown(graceMs = 800): Promise<void> {
+    if (this.#draining) return;
+    this.#draining = true;
+    this.#listener?.close();
+    this.#unlinkIfOurs();
+    const deadline = performance.now() + graceMs;
+    // Idle connections close now; busy ones as soon as their exchange is answered.
+    for (;;) {
+      for (const connection of this.connections) if (!connection.busy) connection.close();
+      if (this.connections.size === 0 || performance.now() >= deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    for (const connection of this.connections) connection.close();
+    this.cache.close();
+    await this.plugins.close();
+  }
+
+  #unlinkIfOurs(): void {
+    try {
+      if (this.#inode !== null && Deno.statSync(this.path).ino === this.#inode) {
+        Deno.removeSync(this.path);
+      } else {
+        log.runner.info("left {path} in place: it belongs to another runner now", {
+          path: this.path,
+        });
+      }
+    } catch {
+      // Already gone.
+    }
+  }
+}

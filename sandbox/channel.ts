@@ -1,0 +1,153 @@
+/**
+ * The private channel between the runner and a sandbox process: a Unix socket carrying frames of
+ * `[u32 length][u8 slot][batch]` (little-endian, `length` counts slot and batch). A slot is one
+ * plugin worker in the sandbox; {@linkcode CONTROL_SLOT} carries the sandbox's own messages.
+ *
+ * @module
+ */
+
+/** The slot of messages for the sandbox process itself (JSON). */
+export const CONTROL_SLOT = 255;
+
+/** Largest frame accepted: a 16 MiB reply body plus everything around it. */
+export const MAX_CHANNEL_FRAME = 64 * 1024 * 1024;
+
+const HEADER = 5;
+
+/** Thrown when the other side sends a frame that breaks the channel's rules. */
+export class ChannelError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ChannelError";
+  }
+}
+
+/** A frame read from the channel. `batch` has an ArrayBuffer of its own. */
+export interface ChannelFrame {
+  slot: number;
+  batch: Uint8Array<ArrayBuffer>;
+}
+
+/** Reads channel frames, returning each batch in a buffer of its own (ready to transfer). */
+export class ChannelReader {
+  #conn: Deno.Conn;
+  #buffer = new Uint8Array(256 * 1024);
+  #start = 0;
+  #end = 0;
+
+  constructor(conn: Deno.Conn) {
+    this.#conn = conn;
+  }
+
+  #take(): ChannelFrame | undefined {
+    const available = this.#end - this.#start;
+    if (available < HEADER) return undefined;
+    const b = this.#buffer;
+    const s = this.#start;
+    const length = (b[s]! | (b[s + 1]! << 8) | (b[s + 2]! << 16) | (b[s + 3]! << 24)) >>> 0;
+    if (length < 1 || length > MAX_CHANNEL_FRAME) {
+      throw new ChannelError(`frame length ${length} out of range`);
+    }
+    if (available < 4 + length) return undefined;
+    this.#start = s + 4 + length;
+    return { slot: b[s + 4]!, batch: b.slice(s + HEADER, this.#start) };
+  }
+
+  /** The next frame, or null at the end of the stream. */
+  async next(): Promise<ChannelFrame | null> {
+    for (;;) {
+      const frame = this.#take();
+      if (frame) return frame;
+      if (this.#start === this.#end) this.#start = this.#end = 0;
+      const pending = this.#end - this.#start;
+      if (pending >= 4) {
+        const b = this.#buffer;
+        const s = this.#start;
+        const needed = 4 +
+          ((b[s]! | (b[s + 1]! << 8) | (b[s + 2]! << 16) | (b[s + 3]! << 24)) >>> 0);
+        if (needed > this.#buffer.length) {
+          const grown = new Uint8Array(needed);
+          grown.set(b.subarray(s, this.#end));
+          this.#buffer = grown;
+          this.#end = pending;
+          this.#start = 0;
+        }
+      }
+      if (this.#buffer.length - this.#end < 4096 || this.#end === this.#buffer.length) {
+        this.#buffer.copyWithin(0, this.#start, this.#end);
+        this.#end -= this.#start;
+        this.#start = 0;
+      }
+      const n = await this.#conn.read(this.#buffer.subarray(this.#end));
+      if (n === null || n === 0) {
+        if (this.#start !== this.#end) throw new ChannelError("channel closed mid-frame");
+        return null;
+      }
+      this.#end += n;
+    }
+  }
+}
+
+/** Writes channel frames, coalescing frames queued while a write is in progress. */
+export class ChannelWriter {
+  #conn: Deno.Conn;
+  #queue: Uint8Array[] = [];
+  #queued = 0;
+  #writing = false;
+  #failed: Error | null = null;
+  /** Called once if a write fails (the other side is gone). */
+  onError: (error: Error) => void = () => {};
+
+  constructor(conn: Deno.Conn) {
+    this.#conn = conn;
+  }
+
+  /** Bytes waiting to be written. */
+  get backlog(): number {
+    return this.#queued;
+  }
+
+  /** Queues one frame. */
+  send(slot: number, batch: Uint8Array): void {
+    if (this.#failed) return;
+    const header = new Uint8Array(HEADER);
+    const length = batch.length + 1;
+    header[0] = length & 0xff;
+    header[1] = (length >>> 8) & 0xff;
+    header[2] = (length >>> 16) & 0xff;
+    header[3] = length >>> 24;
+    header[4] = slot;
+    this.#queue.push(header, batch);
+    this.#queued += HEADER + batch.length;
+    if (!this.#writing) this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    this.#writing = true;
+    try {
+      while (this.#queue.length) {
+        const parts = this.#queue;
+        this.#queue = [];
+        let bytes: Uint8Array;
+        if (parts.length === 1) bytes = parts[0]!;
+        else {
+          bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+          let at = 0;
+          for (const part of parts) {
+            bytes.set(part, at);
+            at += part.length;
+          }
+        }
+        let written = 0;
+        while (written < bytes.length) written += await this.#conn.write(bytes.subarray(written));
+        this.#queued -= bytes.length;
+      }
+    } catch (error) {
+      this.#failed = error as Error;
+      this.#queue = [];
+      this.onError(this.#failed);
+    } finally {
+      this.#writing = false;
+    }
+  }
+}
