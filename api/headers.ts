@@ -9,7 +9,6 @@ import type { HeaderMap } from "./types.ts";
 // RFC 9110 token characters.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Byte strings without NUL, CR or LF (Fetch's header value rules).
-// deno-lint-ignore no-control-regex
 const BAD_VALUE = /[\0\r\n\u0100-\uffff]/;
 const EDGE_WHITESPACE = /^[\t\n\r ]+|[\t\n\r ]+$/g;
 

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { ByteFormatError, ByteReader, ByteWriter, decodeLatin1 } from "./bytes.ts";
+import { ByteFormatError, ByteReader, type ByteWriter, decodeLatin1 } from "./bytes.ts";
 
 const enum Tag {
   Stop = 1,

@@ -12,7 +12,7 @@ import { Encoding } from "flatbuffers";
 import { ArgStore } from "./args.ts";
 import { decodeLatin1, decodeUtf8, encodeLatin1, encodeUtf8 } from "./bytes.ts";
 import { HeaderStore } from "./headers.ts";
-import { type ByteEntry, Patch } from "./patch.ts";
+import type { ByteEntry, Patch } from "./patch.ts";
 import type {
   ArgMap,
   HeaderMap,

@@ -6,7 +6,7 @@
  * @module
  */
 import { ByteWriter, encodeUtf8 } from "../api/bytes.ts";
-import { Patch } from "../api/patch.ts";
+import type { Patch } from "../api/patch.ts";
 import { Phase } from "../sandbox/messages.ts";
 import type { ChainLink } from "./conf_cache.ts";
 import type { CallContext, FailureCause } from "./plugin_host.ts";
