@@ -41,6 +41,7 @@ export class ConfCache {
   readonly #maxEntries: number;
   #byToken = new Map<number, ConfEntry>();
   #byKey = new Map<string, ConfEntry>();
+  #preparing = new Map<string, Promise<ConfEntry>>();
   #nextToken: number;
   #sweeper: ReturnType<typeof setInterval>;
   // A clock read once per sweep tick is enough for lifetimes of minutes.
@@ -79,9 +80,28 @@ export class ConfCache {
     return entry && this.get(entry.token);
   }
 
+  /**
+   * The entry for `key`: the live one, the one being prepared right now (APISIX workers may
+   * send the same key on several connections at once), or a new one from `build`. An empty
+   * key (APISIX before 2.9) always gets a new entry.
+   */
+  prepare(key: string, build: () => Promise<ChainLink[]>): Promise<ConfEntry> {
+    if (!key) return build().then((links) => this.add(key, links));
+    const live = this.byKey(key);
+    if (live) return Promise.resolve(live);
+    let pending = this.#preparing.get(key);
+    if (!pending) {
+      pending = build().then((links) => this.add(key, links)).finally(() => {
+        this.#preparing.delete(key);
+      });
+      this.#preparing.set(key, pending);
+    }
+    return pending;
+  }
+
   /** Stores a new chain under `key` and returns its entry with a fresh token. */
   add(key: string, links: ChainLink[]): ConfEntry {
-    const previous = this.#byKey.get(key);
+    const previous = key ? this.#byKey.get(key) : undefined;
     if (previous) this.#remove(previous);
     if (this.#byToken.size >= this.#maxEntries) this.#evictOldest();
     const entry: ConfEntry = {
@@ -93,7 +113,7 @@ export class ConfCache {
       lastUsed: Date.now(),
     };
     this.#byToken.set(entry.token, entry);
-    this.#byKey.set(key, entry);
+    if (key) this.#byKey.set(key, entry);
     return entry;
   }
 

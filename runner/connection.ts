@@ -161,9 +161,6 @@ export class Connection {
     }
     const req = PrepareConfReq.getRootAsPrepareConfReq(new ByteBuffer(payload));
     const key = req.key() ?? "";
-    const known = key ? this.#deps.cache.byKey(key) : undefined;
-    if (known) return await this.#write(this.#encoder.prepareConf(known.token));
-
     const entries: Array<[string, string]> = [];
     const entry = new TextEntry();
     for (let i = 0; i < req.confLength(); i++) {
@@ -173,8 +170,10 @@ export class Connection {
         decodeUtf8((entry.value(Encoding.UTF8_BYTES) as Uint8Array | null) ?? new Uint8Array()),
       ]);
     }
-    const links = await Promise.all(entries.map(([name, raw]) => this.#link(key, name, raw)));
-    const cached = this.#deps.cache.add(key, links.filter((l): l is ChainLink => l !== null));
+    const cached = await this.#deps.cache.prepare(key, async () => {
+      const links = await Promise.all(entries.map(([name, raw]) => this.#link(key, name, raw)));
+      return links.filter((l): l is ChainLink => l !== null);
+    });
     await this.#write(this.#encoder.prepareConf(cached.token));
   }
 

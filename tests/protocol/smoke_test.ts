@@ -6,7 +6,10 @@ Deno.test("say answers through a sandbox process, and SIGTERM ends the runner", 
   const runner = await startRunner();
   try {
     const conn = await ApisixConn.connect(runner.socket);
-    const token = await conn.token([["say", JSON.stringify({ body: "hi", headers: { "x-a": ["1", "2"] } })]]);
+    const token = await conn.token([[
+      "say",
+      JSON.stringify({ body: "hi", headers: { "x-a": ["1", "2"] } }),
+    ]]);
     const { reply } = await conn.reqCall({ id: 7, token });
     equal(reply.rpc, 2);
     if (reply.rpc !== 2 || reply.action !== "stop") throw new Error(JSON.stringify(reply));

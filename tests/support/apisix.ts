@@ -347,7 +347,10 @@ export class ApisixConn {
   }
 
   /** PrepareConf that must succeed; resolves to the token. */
-  async token(conf: readonly Entry[] | null, key = `route#${crypto.randomUUID()}#ext-plugin-pre-req#1`): Promise<number> {
+  async token(
+    conf: readonly Entry[] | null,
+    key = `route#${crypto.randomUUID()}#ext-plugin-pre-req#1`,
+  ): Promise<number> {
     const reply = await this.prepare(conf, key);
     if (reply.rpc !== 1) throw new Error(`PrepareConf failed: ${JSON.stringify(reply)}`);
     return reply.token;

@@ -112,7 +112,11 @@ export async function startRunner(options: RunnerOptions = {}): Promise<RunningR
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
           waiters.splice(waiters.findIndex((w) => w.pattern === pattern), 1);
-          reject(new Error(`no log line matched ${pattern} within ${timeoutMs} ms:\n${lines.join("\n")}`));
+          reject(
+            new Error(
+              `no log line matched ${pattern} within ${timeoutMs} ms:\n${lines.join("\n")}`,
+            ),
+          );
         }, timeoutMs);
         waiters.push({
           pattern,
