@@ -10,6 +10,7 @@ import type { Patch } from "../api/patch.ts";
 import { Phase } from "../sandbox/messages.ts";
 import type { ChainLink } from "./conf_cache.ts";
 import type { CallContext, FailureCause } from "./plugin_host.ts";
+import type { RpcSpan } from "./tracing.ts";
 
 /** Asks APISIX one ExtraInfo question on the call's connection. */
 export type AskApisix = (
@@ -38,10 +39,13 @@ export class CallState implements CallContext {
   #queue: Promise<unknown> = Promise.resolve();
   #current: ChainLink | null = null;
   #gone = false;
+  #span: RpcSpan | null;
 
-  constructor(phase: number, apisix: AskApisix) {
+  /** `span` traces the call when tracing is on (see `tracing.ts`). */
+  constructor(phase: number, apisix: AskApisix, span: RpcSpan | null = null) {
     this.#phase = phase;
     this.#apisix = apisix;
+    this.#span = span;
   }
 
   /** CallContext: an ExtraInfo question from the running plugin. */
@@ -52,6 +56,7 @@ export class CallState implements CallContext {
     let answer = this.#answers.get(key);
     if (!answer) {
       if (this.#gone) return Promise.reject(new ConnectionGoneError());
+      this.#span?.ask(info, name);
       // One question at a time on the wire, in the order they were asked.
       answer = this.#queue.then(() =>
         this.#apisix(info, info === "var" ? encodeUtf8(name) : undefined)
@@ -82,7 +87,9 @@ export class CallState implements CallContext {
     for (let i = 0; i < chain.length; i++) {
       const link = chain[i]!;
       this.#current = link;
+      const span = this.#span?.plugin(link.host.settings.name);
       const outcome = await link.host.call(link.handle, this.#phase, request, overlay, this);
+      span?.end(outcome.ok ? "ok" : outcome.cause);
       this.#current = null;
       if (this.#gone) return { ok: true, patch: null };
       if (!outcome.ok) {

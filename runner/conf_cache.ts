@@ -117,6 +117,21 @@ export class ConfCache {
     return entry;
   }
 
+  /** Every live entry (a reload re-prepares their confs on the new plugin versions). */
+  entries(): IterableIterator<ConfEntry> {
+    return this.#byToken.values();
+  }
+
+  /**
+   * Points a live entry at new links (a reload). Calls already running keep the chains they
+   * started with; the old links are not released: their plugin versions are being retired.
+   */
+  relink(entry: ConfEntry, links: ChainLink[]): void {
+    entry.links = links;
+    entry.requestChain = links.filter((link) => link.host.filters.request);
+    entry.responseChain = links.filter((link) => link.host.filters.response);
+  }
+
   #issueToken(): number {
     for (;;) {
       const token = this.#nextToken;

@@ -6,6 +6,7 @@
  */
 import { dirname, isAbsolute, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { parseJsonc } from "./jsonc.ts";
 
 /** Permission kinds a plugin can be granted, each as an allowlist. */
 export const PERMISSION_KINDS = ["read", "write", "net", "env", "sys", "import"] as const;
@@ -302,7 +303,7 @@ export function parseConfig(value: unknown, file: string): RunnerConfig {
   return { file, plugins, sections };
 }
 
-/** Reads and validates a configuration file (JSON). */
+/** Reads and validates a configuration file (JSON; comments and trailing commas allowed). */
 export async function loadConfig(file: string): Promise<RunnerConfig> {
   let text: string;
   try {
@@ -312,9 +313,13 @@ export async function loadConfig(file: string): Promise<RunnerConfig> {
   }
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = parseJsonc(text);
   } catch (error) {
-    throw new ConfigError(`${file}: not valid JSON: ${(error as Error).message}`);
+    throw new ConfigError(
+      `${file}: not valid JSON (comments and trailing commas are allowed): ${
+        (error as Error).message
+      }`,
+    );
   }
   return parseConfig(value, file);
 }

@@ -30,6 +30,7 @@ import type { ChainLink, ConfCache } from "./conf_cache.ts";
 import { log } from "./log.ts";
 import type { PluginRegistry } from "./plugin_registry.ts";
 import { requestAction, responseHeaders } from "./reply.ts";
+import { tracing } from "./tracing.ts";
 
 /** What a connection needs from the runner. */
 export interface ConnectionDeps {
@@ -171,8 +172,20 @@ export class Connection {
       ]);
     }
     const cached = await this.#deps.cache.prepare(key, async () => {
-      const links = await Promise.all(entries.map(([name, raw]) => this.#link(key, name, raw)));
-      return links.filter((l): l is ChainLink => l !== null);
+      for (;;) {
+        const links = await Promise.all(entries.map(([name, raw]) => this.#link(key, name, raw)));
+        const ready = links.filter((l): l is ChainLink => l !== null);
+        // A reload replaced a plugin while its conf was parsed: parse it on the new version.
+        const plugins = this.#deps.plugins;
+        if (ready.every((l) => plugins.host(l.host.settings.name) === l.host)) return ready;
+        for (const link of ready) link.host.release(link.handle);
+      }
+    });
+    log.conn.debug("connection {id}: route {key} has token {token} ({plugins})", {
+      id: this.id,
+      key,
+      token: cached.token,
+      plugins: cached.links.map((link) => link.host.settings.name).join(", ") || "no plugins",
     });
     await this.#write(this.#encoder.prepareConf(cached.token));
   }
@@ -217,8 +230,10 @@ export class Connection {
     if (chain.length) {
       // The payload lives in the reader's buffer, which ExtraInfo answers will overwrite.
       request = payload.slice();
-      const state = new CallState(phase, (info, name) => this.#askApisix(info, name));
+      const span = tracing.rpc?.(what, entry.key, token, reqCall) ?? null;
+      const state = new CallState(phase, (info, name) => this.#askApisix(info, name), span);
       const result = await state.run(chain, request);
+      span?.end(state.gone ? "gone" : result.ok ? "ok" : result.cause);
       if (state.gone) throw new ConnectionGoneError();
       if (!result.ok) {
         log.runner.debug("route {key}: plugin {plugin} failed ({cause}): {reason}", {

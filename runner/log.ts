@@ -25,6 +25,8 @@ export interface LogSettings {
   format: LogFormat;
   /** Append to this file instead of writing to stderr. */
   file: string | null;
+  /** Levels of single categories (`"a6.plugin.say": "debug"`), overriding `level`. */
+  levels?: Record<string, LogLevel>;
 }
 
 /** The levels, lowest first. */
@@ -59,11 +61,21 @@ export function setupLogging(settings: LogSettings): void {
       // stderr is gone (APISIX closed the pipe): nothing left to tell.
     }
   };
+  const level = settings.levels?.["a6"] ?? settings.level;
   resetSync();
   configureSync({
     sinks: { main: sink },
     loggers: [
-      { category: ["a6"], sinks: ["main"], lowestLevel: settings.level },
+      { category: ["a6"], sinks: ["main"], lowestLevel: level },
+      // A category of its own level writes to the sink itself: a parent's level never hides it.
+      ...Object.entries(settings.levels ?? {}).filter(([category]) => category !== "a6").map((
+        [category, lowestLevel],
+      ) => ({
+        category: category.split("."),
+        sinks: ["main"],
+        parentSinks: "override" as const,
+        lowestLevel,
+      })),
       { category: ["logtape", "meta"], sinks: ["main"], lowestLevel: "warning" },
     ],
   });

@@ -112,7 +112,14 @@ export class RunnerServer {
       for await (const conn of listener) {
         const connection = new Connection(conn, { cache: this.cache, plugins: this.plugins });
         this.connections.add(connection);
-        connection.serve().finally(() => this.connections.delete(connection));
+        log.conn.debug("connection {id} opened ({open} open)", {
+          id: connection.id,
+          open: this.connections.size,
+        });
+        connection.serve().finally(() => {
+          this.connections.delete(connection);
+          log.conn.debug("connection {id} closed", { id: connection.id });
+        });
       }
     } catch (error) {
       if (!this.#draining) throw error;

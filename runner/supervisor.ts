@@ -50,6 +50,8 @@ export class Supervisor implements HostEvents {
   readonly hosts: PluginHost[];
   /** Times the sandbox was started again after it ended. */
   restarts = 0;
+  /** Why the last start failed (null after a successful start), for `check` and reloads. */
+  startError: string | null = null;
 
   #factory: CarrierFactory;
   #carrier: Carrier | null = null;
@@ -127,12 +129,17 @@ export class Supervisor implements HostEvents {
     } catch (error) {
       ready.forEach((p) => p.catch(() => {}));
       const message = `sandbox ${this.key} failed to start: ${(error as Error).message}`;
+      this.startError = message;
       if (this.#carrier === carrier) carrier.kill("crash", message);
       return;
     } finally {
       clearTimeout(timer);
     }
-    if (this.#carrier !== carrier) return;
+    if (this.#carrier !== carrier) {
+      this.startError = `sandbox ${this.key} ended while it was starting`;
+      return;
+    }
+    this.startError = null;
     log.sandbox.info("sandbox {sandbox} ready in {ms} ms (pid {pid})", {
       sandbox: this.key,
       ms: Math.round(performance.now() - started),
