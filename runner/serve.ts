@@ -39,23 +39,40 @@ async function readConfig(file: string | null): Promise<[RunnerConfig, Sections,
   return [config, sections, text];
 }
 
-/** Resolves when the parent (APISIX) is gone: it hands the runner a pipe as stdin. */
-async function parentGone(): Promise<boolean> {
-  let fifo = false;
-  try {
-    fifo = Deno.statSync("/proc/self/fd/0").isFifo === true;
-  } catch {
-    return false;
-  }
-  // A terminal or /dev/null says nothing about a parent.
-  if (!fifo) return false;
-  const buffer = new Uint8Array(256);
-  try {
-    while (await Deno.stdin.read(buffer) !== null) { /* APISIX never writes; drain anyway */ }
-  } catch {
-    // A read error means the pipe is gone too.
-  }
-  return true;
+const startedAt = performance.now();
+/** Stdin EOF earlier than this after start is /dev/null, not a parent's pipe closing. */
+const STDIN_GRACE_MS = 1000;
+
+/**
+ * Resolves with a reason when the parent (APISIX) is gone: the runner was re-parented (its
+ * parent process id changed: checked every half second), or the pipe APISIX hands it as stdin
+ * reached end of file. Whether stdin is a pipe or /dev/null cannot be asked (Deno requires
+ * --allow-all to stat /proc/self/fd/0), and /dev/null ends at once: so an end of file in the
+ * first second is ignored.
+ */
+function parentGone(): Promise<string> {
+  return new Promise((resolve) => {
+    const parent = Deno.ppid;
+    const timer = setInterval(() => {
+      if (Deno.ppid !== parent) {
+        clearInterval(timer);
+        resolve(`the parent process ${parent} is gone`);
+      }
+    }, 500);
+    Deno.unrefTimer(timer);
+    if (Deno.stdin.isTerminal()) return;
+    (async () => {
+      const buffer = new Uint8Array(256);
+      try {
+        while (await Deno.stdin.read(buffer) !== null) { /* APISIX never writes; drain anyway */ }
+      } catch {
+        // A read error means the pipe is gone too.
+      }
+      if (performance.now() - startedAt >= STDIN_GRACE_MS) {
+        resolve("stdin closed: the parent process is gone");
+      }
+    })();
+  });
 }
 
 function warnHiddenEnv(config: RunnerConfig): void {
@@ -209,9 +226,7 @@ export async function serve(options: ServeOptions): Promise<number> {
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     Deno.addSignalListener(signal, () => stop(signal));
   }
-  parentGone().then((gone) => {
-    if (gone) stop("stdin closed: the parent process is gone");
-  });
+  parentGone().then(stop);
   server.serve().catch((error) => {
     log.runner.fatal("the listener failed: {error}", { error });
     exitCode = 1;
