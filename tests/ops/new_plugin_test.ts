@@ -1,0 +1,106 @@
+/**
+ * `deno task new-plugin`: the scaffold is a plugin that loads in a real sandbox (checked with
+ * `check`), with a unit test that passes; names and existing files are guarded.
+ */
+import { equal, match } from "node:assert/strict";
+import { ROOT, startFlags } from "../support/runner.ts";
+
+async function run(command: string[], cwd: string) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: command,
+    cwd,
+    stdin: "null",
+    env: { NO_COLOR: "1" },
+  })
+    .output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  return { code: out.code, text };
+}
+
+const newPlugin = (args: string[], cwd: string) =>
+  run([
+    "run",
+    "--no-prompt",
+    "--allow-read",
+    "--allow-write",
+    `${ROOT}/scripts/new_plugin.ts`,
+    ...args,
+  ], cwd);
+
+const hasTestKit = await Deno.stat(`${ROOT}/testing.ts`).then(() => true, () => false);
+
+Deno.test("new-plugin scaffolds a plugin that loads, takes its conf and passes its test", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "a6-new-" });
+  try {
+    const created = await newPlugin(["my-auth", "--dir", "mine"], dir);
+    equal(created.code, 0, created.text);
+    match(created.text, /created mine\/my_auth\.ts and mine\/my_auth_test\.ts/);
+    match(created.text, /"my-auth": \{ "module": "\.\/mine\/my_auth\.ts" \}/);
+    const source = await Deno.readTextFile(`${dir}/mine/my_auth.ts`);
+    match(source, /name: "my-auth"/);
+    match(source, /interface MyAuthConf/);
+
+    await Deno.writeTextFile(
+      `${dir}/runner.jsonc`,
+      '{ "bundled": false, "plugins": { "my-auth": { "module": "./mine/my_auth.ts" } } }',
+    );
+    const check = await run([
+      ...["run", ...(await startFlags()).slice(0)],
+      `${ROOT}/main.ts`,
+      "check",
+      "-c",
+      `${dir}/runner.jsonc`,
+      "--conf",
+      'my-auth={"value":"on"}',
+      "--conf",
+      'my-auth={"header":"bad header"}',
+    ], dir);
+    equal(check.code, 1, check.text);
+    match(check.text, /ok +plugin +my-auth: loaded in process sandbox/);
+    match(check.text, /ok +conf +my-auth \{"value":"on"\}: accepted/);
+    match(
+      check.text,
+      /error +conf +my-auth .*rejected by parseConf: header: expected a header name/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name: "the scaffolded unit test passes (with the test kit)",
+  ignore: !hasTestKit,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "a6-new-" });
+    try {
+      equal((await newPlugin(["hello-world", "--dir", dir], dir)).code, 0);
+      const test = await run(
+        ["test", "--no-prompt", `--config=${ROOT}/deno.json`, `${dir}/hello_world_test.ts`],
+        ROOT,
+      );
+      equal(test.code, 0, test.text);
+      match(test.text, /2 passed/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("new-plugin guards names and existing files", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "a6-new-" });
+  try {
+    const bad = await newPlugin(["MyAuth"], dir);
+    equal(bad.code, 2);
+    match(bad.text, /plugin name "MyAuth": expected lower case letters/);
+    const none = await newPlugin([], dir);
+    equal(none.code, 2);
+    match(none.text, /expected one plugin name, got 0/);
+    equal((await newPlugin(["twice"], dir)).code, 0);
+    const again = await newPlugin(["twice"], dir);
+    equal(again.code, 1);
+    match(again.text, /plugins\/twice\.ts exists; pass --force to overwrite it/);
+    equal((await newPlugin(["twice", "--force"], dir)).code, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
