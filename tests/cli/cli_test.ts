@@ -237,3 +237,18 @@ Deno.test("check: loads every plugin, parses sample confs, exits 0 only when all
     match(invalid.stdout, /error +config +.*missing\.json: cannot read the configuration/);
   });
 });
+
+Deno.test("the example configuration is valid and its say plugin loads", async () => {
+  const result = await cli([
+    "check",
+    "-c",
+    `${ROOT}/examples/runner.jsonc`,
+    "--plugin",
+    "say",
+    "--conf",
+    'say={"body":"hi"}',
+  ]);
+  equal(result.code, 0, result.stdout + result.stderr);
+  match(result.stdout, /ok +plugin +say: loaded/);
+  match(result.stdout, /check passed/);
+});
