@@ -11,6 +11,7 @@ export function versionedPlugin(name: string, body: string, strictConf = false):
   name: ${JSON.stringify(name)},
   parseConf(raw) {
     const conf = JSON.parse(raw);
+    if (conf.parseDelayMs) return new Promise((resolve) => setTimeout(() => resolve(conf), conf.parseDelayMs));
     ${strictConf ? 'if (conf.delayMs !== undefined) throw new TypeError("delayMs is gone");' : ""}
     return conf;
   },

@@ -138,3 +138,33 @@ Deno.test("a changed configuration file is reloaded; a broken one is refused wit
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a PrepareConf in flight during a reload ends up on the new version", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "a6-reload-" });
+  const plugin = `${dir}/ver.ts`;
+  await Deno.writeTextFile(plugin, versionedPlugin("ver", "v1"));
+  const runner = await startRunner({
+    config: { bundled: false, plugins: { ver: { module: plugin } } },
+    args: ["--log-level", "debug"],
+  });
+  try {
+    const conn = await ApisixConn.connect(runner.socket);
+    equal(body((await conn.reqCall({ token: await conn.token([["ver", "{}"]]) })).reply), "v1");
+    // parseConf takes 800 ms: the reload swaps generations while it runs on the old one.
+    const other = await ApisixConn.connect(runner.socket);
+    const pending = other.token([["ver", '{"parseDelayMs":800}']], "route#9#ext-plugin-pre-req#1");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await replaceFile(plugin, versionedPlugin("ver", "v2"));
+    runner.process.kill("SIGHUP");
+    await runner.waitForLine(/reloaded \(SIGHUP\)/);
+    const token = await pending;
+    equal(body((await other.reqCall({ token })).reply), "v2");
+    await runner.waitForLine(/previous versions of plugin:ver stopped/);
+    equal(body((await other.reqCall({ token })).reply), "v2");
+    conn.close();
+    other.close();
+  } finally {
+    await runner.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
