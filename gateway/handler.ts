@@ -223,11 +223,16 @@ function failure(
   return plainResponse(503);
 }
 
-/** Sends the request upstream. */
-async function upstream(state: RequestState): Promise<Response> {
+/** Sends the request upstream; `reached` is false when no upstream answered (a 502). */
+async function upstream(state: RequestState): Promise<{ response: Response; reached: boolean }> {
   const target = state.route.upstream;
-  if (target === null) return plainResponse(502, 'no upstream: give the route an "upstream"\n');
-  if (target === "echo") return echoUpstream(state);
+  if (target === null) {
+    return {
+      response: plainResponse(502, 'no upstream: give the route an "upstream"\n'),
+      reached: false,
+    };
+  }
+  if (target === "echo") return { response: echoUpstream(state), reached: true };
   const base = new URL(target);
   const url = `${base.origin}${base.pathname.replace(/\/$/, "")}${upstreamTarget(state)}`;
   const headers = new Headers();
@@ -240,14 +245,16 @@ async function upstream(state: RequestState): Promise<Response> {
     }
   }
   try {
-    return await fetch(url, {
+    const response = await fetch(url, {
       method: state.method,
       headers,
       body: state.method === "GET" || state.method === "HEAD" ? null : bodyInit(state.body),
       redirect: "manual",
     });
+    return { response, reached: true };
   } catch (error) {
-    return plainResponse(502, `the upstream ${base.origin} failed: ${(error as Error).message}\n`);
+    const reason = `the upstream ${base.origin} failed: ${(error as Error).message}\n`;
+    return { response: plainResponse(502, reason), reached: false };
   }
 }
 
@@ -331,7 +338,9 @@ export async function runRoute(state: RequestState, deps: GatewayDeps): Promise<
     const ended = await requestPhase(phase, state, deps);
     if (ended) return ended;
   }
-  const response = await upstream(state);
+  const { response, reached } = await upstream(state);
+  // Like APISIX, post-resp runs only on an upstream's answer: a failed request is a plain 502.
+  if (!reached) return response;
   if (state.route.plugins["ext-plugin-post-resp"]) return responsePhase(state, response, deps);
   state.upstreamStatus = response.status;
   const headers = new Headers(response.headers);
