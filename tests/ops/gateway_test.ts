@@ -174,6 +174,12 @@ Deno.test("the local gateway plays APISIX: pre-req rewrite and stop, post-resp, 
           plugins: { "ext-plugin-pre-req": { ...plugin("thrower"), allow_degradation: true } },
         },
         {
+          id: "dead",
+          uri: "/dead",
+          upstream: "http://127.0.0.1:9",
+          plugins: { "ext-plugin-post-resp": plugin("post") },
+        },
+        {
           id: "echo",
           uri: "/echo",
           upstream: "echo",
@@ -239,6 +245,11 @@ Deno.test("the local gateway plays APISIX: pre-req rewrite and stop, post-resp, 
     const soft = await fetch(url("/soft"));
     equal(soft.status, 200);
     equal(await soft.text(), "hello upstream");
+
+    // An upstream that cannot be reached: 502, and post-resp never runs (as in APISIX).
+    const dead = await fetch(url("/dead"));
+    equal(dead.status, 502);
+    match(await dead.text(), /the upstream http:\/\/127\.0\.0\.1:9 failed/);
 
     // The built-in echo upstream shows what an upstream would receive.
     const echo = await (await fetch(url("/echo?x=1"), { headers: { "x-remove": "1" } })).json();
