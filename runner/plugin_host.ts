@@ -161,13 +161,22 @@ export class PluginHost {
     this.#queueFlush();
   }
 
-  /** The sandbox is gone: every call and conf parse in flight fails with `cause`. */
+  /**
+   * The sandbox is gone: every call in flight fails with `cause`. Conf parses stay pending: the
+   * next sandbox gets every conf again (see {@linkcode attach}), within each parse's deadline.
+   * Failing them would make PrepareConf skip the plugin for the route's whole token lifetime
+   * because of a restart that is often caused by another route's call.
+   */
   detach(cause: FailureCause, message: string): void {
     this.#link = null;
     this.#readyWaiter?.reject(new Error(message));
     this.#readyWaiter = null;
     const sent = [...this.#calls.values()].filter((call) => call.sent);
     for (const call of sent) this.#settleCall(call, failure(cause, message));
+  }
+
+  /** The sandbox could not start: every conf parse waiting for it fails with `cause`. */
+  failPendingConfs(cause: FailureCause, message: string): void {
     for (const [id, pending] of this.#confsPending) {
       this.#confsPending.delete(id);
       pending.settle({ ok: false, cause, message });

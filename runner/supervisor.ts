@@ -128,6 +128,7 @@ export class Supervisor implements HostEvents {
       ready.forEach((p) => p.catch(() => {}));
       const message = `sandbox ${this.key} failed to start: ${(error as Error).message}`;
       if (this.#carrier === carrier) carrier.kill("crash", message);
+      for (const host of this.hosts) host.failPendingConfs("crash", message);
       return;
     } finally {
       clearTimeout(timer);
