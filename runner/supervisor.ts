@@ -87,6 +87,9 @@ export class Supervisor implements HostEvents {
     host.log.warn("killing sandbox {sandbox}: {reason}", { sandbox: this.key, reason: message });
     this.#killReason = { cause, message };
     this.#carrier.kill(cause, message);
+    // The process takes a while to exit: calls arriving meanwhile must wait for the next
+    // sandbox instead of being sent to this one and lost with it.
+    for (const each of this.hosts) each.detach(cause, message);
   }
 
   /** Starts the sandbox if it is not running, starting or cooling down. */
