@@ -119,12 +119,31 @@ function fail(callId: number, call: Call, error: unknown): void {
   if (!call.cancelled) sendFailure(callId, error);
 }
 
+// Conf parses in progress. A restarted sandbox gets every conf replayed and the calls that
+// queued meanwhile in one batch, so a call may arrive before its conf is parsed: it waits.
+const parsing = new Map<number, Promise<void>>();
+
 function startCall(body: ByteReader): void {
   const callId = body.u32();
   const confId = body.u32();
   const phase = body.u8();
   const request = body.raw(body.u32());
   const overlayBytes = body.rest();
+  const parse = confs.has(confId) ? undefined : parsing.get(confId);
+  if (!parse) return runCall(callId, confId, phase, request, overlayBytes);
+  parse.then(() => {
+    runCall(callId, confId, phase, request, overlayBytes);
+    queueFlush();
+  });
+}
+
+function runCall(
+  callId: number,
+  confId: number,
+  phase: number,
+  request: Uint8Array,
+  overlayBytes: Uint8Array,
+): void {
   if (!confs.has(confId)) {
     out.begin(Kind.Failed).u32(callId).u8(FailCause.UnknownConf).rawUtf8(`no conf ${confId}`);
     out.end();
@@ -226,9 +245,15 @@ function onBatch(batch: Uint8Array): void {
       case Kind.Cancel:
         cancel(body.u32());
         break;
-      case Kind.Conf:
-        parseConf(body.u32(), decodeUtf8(body.rest()));
+      case Kind.Conf: {
+        const confId = body.u32();
+        const parse = parseConf(confId, decodeUtf8(body.rest()));
+        parsing.set(confId, parse);
+        parse.then(() => {
+          if (parsing.get(confId) === parse) parsing.delete(confId);
+        });
         break;
+      }
       case Kind.DropConf:
         confs.delete(body.u32());
         break;
