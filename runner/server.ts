@@ -110,6 +110,11 @@ export class RunnerServer {
     if (!listener) throw new Error("listen() first");
     try {
       for await (const conn of listener) {
+        if (this.#draining) {
+          // Shutting down with the listener kept open (see shutdown): refuse.
+          conn.close();
+          continue;
+        }
         const connection = new Connection(conn, { cache: this.cache, plugins: this.plugins });
         this.connections.add(connection);
         connection.serve().finally(() => this.connections.delete(connection));
@@ -127,8 +132,22 @@ export class RunnerServer {
   async shutdown(graceMs = 800): Promise<void> {
     if (this.#draining) return;
     this.#draining = true;
-    this.#listener?.close();
-    this.#unlinkIfOurs();
+    // Deno removes a Unix socket's path when its listener closes, whoever owns the path by then.
+    // Close only while the path is still ours; otherwise keep the listener (nobody can reach it
+    // any more) and let the process exit without closing it, so the successor's socket stays.
+    if (this.#isOurs()) {
+      this.#listener?.close();
+      try {
+        // Deno versions that leave the file behind.
+        if (this.#isOurs()) Deno.removeSync(this.path);
+      } catch {
+        // Already gone.
+      }
+    } else {
+      log.runner.info("left {path} in place: it is no longer this runner's socket", {
+        path: this.path,
+      });
+    }
     const deadline = performance.now() + graceMs;
     // Idle connections close now; busy ones as soon as their exchange is answered.
     for (;;) {
@@ -141,17 +160,11 @@ export class RunnerServer {
     await this.plugins.close();
   }
 
-  #unlinkIfOurs(): void {
+  #isOurs(): boolean {
     try {
-      if (this.#inode !== null && Deno.statSync(this.path).ino === this.#inode) {
-        Deno.removeSync(this.path);
-      } else {
-        log.runner.info("left {path} in place: it belongs to another runner now", {
-          path: this.path,
-        });
-      }
+      return this.#inode !== null && Deno.lstatSync(this.path).ino === this.#inode;
     } catch {
-      // Already gone.
+      return false;
     }
   }
 }
