@@ -68,6 +68,8 @@ interface PendingCall {
   settle(outcome: CallOutcome): void;
   ctx: CallContext;
   sent: boolean;
+  /** ExtraInfo questions of this call that APISIX has not answered yet. */
+  asking: number;
   message: (out: BatchWriter) => void;
 }
 
@@ -291,6 +293,7 @@ export class PluginHost {
         settle,
         ctx,
         sent: false,
+        asking: 0,
         message: (out) => {
           const w = out.begin(Kind.Call).u32(id).u32(conf.id).u8(phase).bytes(request);
           if (overlay) w.raw(overlay);
@@ -381,10 +384,19 @@ export class PluginHost {
         this.#armDeadline(call.deadline);
         break;
       }
-      const message = `call exceeded its deadline of ${this.settings.timeoutMs} ms`;
+      const waiting = call.asking > 0 ? " while waiting for APISIX's answer" : "";
+      const message = `call exceeded its deadline of ${this.settings.timeoutMs} ms${waiting}`;
       const wasSent = call.sent;
       this.#settleCall(call, failure(this.#link || wasSent ? "timeout" : "unavailable", message));
-      if (wasSent && this.#link) expired = message;
+      if (!wasSent || !this.#link) continue;
+      // A call waiting for APISIX (a slow client body, say) says nothing about the worker:
+      // cancel it alone rather than kill the sandbox and every other call in it.
+      if (waiting) {
+        this.log.warn("{message}: the call alone is cancelled", { message });
+        this.#sendCancel(call);
+      } else {
+        expired = message;
+      }
     }
     for (const [id, pending] of this.#confsPending) {
       if (pending.deadline > now) {
@@ -545,7 +557,9 @@ export class PluginHost {
       ? "respBody"
       : null;
     if (!kind) throw new ByteFormatError(`unknown ExtraInfo kind ${info}`);
+    call.asking++;
     call.ctx.ask(kind, name).then((answer) => {
+      call.asking--;
       if (!this.#calls.has(callId) || !this.#link) return;
       const w = this.#out.begin(Kind.Answer).u32(callId).u32(askId).u8(answer === null ? 0 : 1);
       if (answer) w.raw(answer);
@@ -553,6 +567,7 @@ export class PluginHost {
       this.#queueFlush();
     }, () => {
       // The connection failed; the connection handler abandons the call.
+      call.asking--;
     });
   }
 }
