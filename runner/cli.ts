@@ -117,12 +117,6 @@ async function serve(options: RunOptions, address: string | undefined): Promise<
   const confExpireSeconds = parseConfExpireTime(Deno.env.get("APISIX_CONF_EXPIRE_TIME"));
   const config: RunnerConfig = options.config ? await loadConfig(options.config) : defaultConfig();
   const server = new RunnerServer(config, { path, confExpireSeconds });
-  server.listen();
-  log.runner.info("apisix-deno-plugin-runner {version} serving {count} plugins (pid {pid})", {
-    version: denoJson.version,
-    count: config.plugins.size,
-    pid: Deno.pid,
-  });
 
   let stopping: Promise<void> | null = null;
   const stop = (why: string) => {
@@ -132,6 +126,9 @@ async function serve(options: RunOptions, address: string | undefined): Promise<
     })();
     return stopping;
   };
+  // The handlers go in before the socket exists: once it accepts, APISIX (or a test) may send
+  // SIGTERM at any moment, and the default action would kill the runner uncleanly.
+  let listenerFailed!: (error: unknown) => void;
   const done = new Promise<void>((resolve) => {
     for (const signal of ["SIGTERM", "SIGINT"] as const) {
       Deno.addSignalListener(signal, () => stop(signal).then(resolve));
@@ -139,11 +136,18 @@ async function serve(options: RunOptions, address: string | undefined): Promise<
     parentGone().then((gone) => {
       if (gone) stop("stdin closed: the parent process is gone").then(resolve);
     });
+    listenerFailed = (error) => {
+      log.runner.fatal("the listener failed: {error}", { error });
+      stop("listener failure").then(resolve);
+    };
   });
-  server.serve().catch((error) => {
-    log.runner.fatal("the listener failed: {error}", { error });
-    stop("listener failure");
+  server.listen();
+  log.runner.info("apisix-deno-plugin-runner {version} serving {count} plugins (pid {pid})", {
+    version: denoJson.version,
+    count: config.plugins.size,
+    pid: Deno.pid,
   });
+  server.serve().catch(listenerFailed);
   await done;
   return 0;
 }
