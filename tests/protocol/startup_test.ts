@@ -404,8 +404,12 @@ Deno.test({
         );
       }
       asNone((await bystander.reqCall({ token })).reply);
+      // One line per dropped connection, and nothing else about connections.
       const logged = runner.lines.slice(before);
-      equal(logged.filter((line) => /mid-frame/.test(line)).length, 3, logged.join("\n"));
+      const aboutConnections = logged.filter((line) => /connection \d+/.test(line));
+      equal(aboutConnections.length, 3, logged.join("\n"));
+      ok(aboutConnections.every((line) => /mid-frame/.test(line)), logged.join("\n"));
+      equal(new Set(aboutConnections.map((line) => /connection (\d+)/.exec(line)![1])).size, 3);
       ok(!logged.some((line) => /level=(error|fatal)/.test(line)), logged.join("\n"));
     } finally {
       bystander.close();
