@@ -157,7 +157,7 @@ function splitQuery(path: string): [string, Array<[string, string]>] {
 export class RequestView implements PluginRequest {
   #req: HttpReqCallReq;
   #overlay: Patch | null;
-  #asked: Asked;
+  #asked: Asked | null = null;
   #host: CallHost;
   #path: string | null = null;
   #pathChanged = false;
@@ -169,7 +169,6 @@ export class RequestView implements PluginRequest {
     this.#req = req;
     this.#overlay = overlay;
     this.#host = host;
-    this.#asked = new Asked(host);
   }
 
   get id(): number {
@@ -250,12 +249,14 @@ export class RequestView implements PluginRequest {
   }
 
   var(name: string): Promise<string | null> {
-    return this.#asked.var(name);
+    return (this.#asked ??= new Asked(this.#host)).var(name);
   }
 
   body(): Promise<Uint8Array> {
     const replaced = this.#newBody ?? this.#overlay?.requestBody;
-    return replaced ? Promise.resolve(replaced) : this.#asked.body("reqBody");
+    return replaced
+      ? Promise.resolve(replaced)
+      : (this.#asked ??= new Asked(this.#host)).body("reqBody");
   }
 
   async text(): Promise<string> {
@@ -389,7 +390,7 @@ export class ResponseWriter implements PluginResponse {
 export class UpstreamResponseView implements UpstreamResponse {
   #req: HttpRespCallReq;
   #overlay: Patch | null;
-  #asked: Asked;
+  #asked: Asked | null = null;
   #host: CallHost;
   #status = 0;
   #raw: Array<[string, string]> | null = null;
@@ -400,7 +401,6 @@ export class UpstreamResponseView implements UpstreamResponse {
     this.#req = req;
     this.#overlay = overlay;
     this.#host = host;
-    this.#asked = new Asked(host);
   }
 
   get id(): number {
@@ -441,7 +441,9 @@ export class UpstreamResponseView implements UpstreamResponse {
 
   body(): Promise<Uint8Array> {
     const replaced = this.#newBody ?? this.#overlay?.responseBody;
-    return replaced ? Promise.resolve(replaced) : this.#asked.body("respBody");
+    return replaced
+      ? Promise.resolve(replaced)
+      : (this.#asked ??= new Asked(this.#host)).body("respBody");
   }
 
   async text(): Promise<string> {
@@ -462,7 +464,7 @@ export class UpstreamResponseView implements UpstreamResponse {
   }
 
   var(name: string): Promise<string | null> {
-    return this.#asked.var(name);
+    return (this.#asked ??= new Asked(this.#host)).var(name);
   }
 
   /** Adds this view's changes to `patch`. */

@@ -67,8 +67,14 @@ interface PendingCall {
   started: number;
   settle(outcome: CallOutcome): void;
   ctx: CallContext;
+  /** Written to the current sandbox. */
   sent: boolean;
-  message: (out: BatchWriter) => void;
+  /** Waiting for a concurrency slot. */
+  queued: boolean;
+  confId: number;
+  phase: number;
+  request: Uint8Array;
+  overlay: Uint8Array | null;
 }
 
 interface PendingConf {
@@ -282,16 +288,19 @@ export class PluginHost {
         settle,
         ctx,
         sent: false,
-        message: (out) => {
-          const w = out.begin(Kind.Call).u32(id).u32(conf.id).u8(phase).bytes(request);
-          if (overlay) w.raw(overlay);
-          out.end();
-        },
+        queued: false,
+        confId: conf.id,
+        phase,
+        request,
+        overlay,
       };
       this.#calls.set(id, call);
       this.#armDeadline(call.deadline);
       if (this.#inFlight < this.settings.concurrency) this.#send(call);
-      else this.#waiting.push(call);
+      else {
+        call.queued = true;
+        this.#waiting.push(call);
+      }
     });
   }
 
@@ -311,9 +320,16 @@ export class PluginHost {
       this.#events.wake(this);
       return;
     }
-    call.sent = true;
-    call.message(this.#out);
+    this.#write(call);
     this.#queueFlush();
+  }
+
+  #write(call: PendingCall): void {
+    call.sent = true;
+    const out = this.#out;
+    const w = out.begin(Kind.Call).u32(call.id).u32(call.confId).u8(call.phase).bytes(call.request);
+    if (call.overlay) w.raw(call.overlay);
+    out.end();
   }
 
   #sendCancel(call: PendingCall): void {
@@ -326,21 +342,20 @@ export class PluginHost {
   /** Sends calls that were admitted while no sandbox was attached. */
   #pump(): void {
     for (const call of this.#calls.values()) {
-      if (!call.sent && !this.#waiting.includes(call)) {
-        call.sent = true;
-        call.message(this.#out);
-      }
+      if (!call.sent && !call.queued) this.#write(call);
     }
   }
 
   #settleCall(call: PendingCall, outcome: CallOutcome, count = true): void {
     if (!this.#calls.delete(call.id)) return;
-    const waitingAt = this.#waiting.indexOf(call);
-    if (waitingAt >= 0) this.#waiting.splice(waitingAt, 1);
+    if (call.queued) this.#waiting.splice(this.#waiting.indexOf(call), 1);
     else {
       this.#inFlight--;
       const next = this.#waiting.shift();
-      if (next) this.#send(next);
+      if (next) {
+        next.queued = false;
+        this.#send(next);
+      }
     }
     if (count) {
       this.counters.add(outcome.ok ? "ok" : outcome.cause);
