@@ -163,8 +163,11 @@ export interface PluginRequest {
    * APISIX once per call and cached; `null` when it is unset.
    */
   var(name: string): Promise<string | null>;
-  /** The request body, asked from APISIX once per call (empty when there is none). */
-  body(): Promise<Uint8Array>;
+  /**
+   * The request body, asked from APISIX once per call (empty when there is none). The bytes are
+   * backed by an `ArrayBuffer`, so Web APIs such as `crypto.subtle.digest` take them as they are.
+   */
+  body(): Promise<Uint8Array<ArrayBuffer>>;
   /** The request body decoded as UTF-8. */
   text(): Promise<string>;
   /** The request body parsed as JSON. */
@@ -244,8 +247,11 @@ export interface UpstreamResponse {
   readonly headers: HeaderMap;
   /** The upstream headers exactly as received, names in their original case, in order. */
   readonly rawHeaders: ReadonlyArray<readonly [string, string]>;
-  /** The upstream body, asked from APISIX at most once per call (APISIX ≥ 3.0). */
-  body(): Promise<Uint8Array>;
+  /**
+   * The upstream body, asked from APISIX at most once per call however often it is read
+   * (APISIX ≥ 3.0), backed by an `ArrayBuffer`.
+   */
+  body(): Promise<Uint8Array<ArrayBuffer>>;
   /** The upstream body decoded as UTF-8. */
   text(): Promise<string>;
   /** The upstream body parsed as JSON. */
