@@ -684,7 +684,10 @@ function nonNull(entries: Array<[string, string | null]>): Array<[string, string
   return entries.map(([name, value]) => [name, value ?? ""]);
 }
 
-async function runRequest(links: readonly Prepared[], request: TestRequest = {}) {
+async function runRequest(
+  links: readonly Prepared[],
+  request: TestRequest = {},
+): Promise<RequestOutcome> {
   const [path, query] = splitPath(request.path ?? "/");
   const input: RequestInput = {
     method: request.method ?? "GET",
