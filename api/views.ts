@@ -97,6 +97,11 @@ export function formatIp(bytes: Uint8Array | null): string {
   return `${head}::${tail}`;
 }
 
+/** `bytes` typed as backed by an `ArrayBuffer` (what Web APIs such as `crypto.subtle` take). */
+function owned(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  return bytes.buffer instanceof ArrayBuffer ? bytes as Uint8Array<ArrayBuffer> : bytes.slice();
+}
+
 function toBytes(body: string | Uint8Array): Uint8Array {
   return typeof body === "string" ? encodeUtf8(body) : body;
 }
@@ -123,7 +128,7 @@ function headerPairs(entries: Array<[Uint8Array, Uint8Array | null]>): Array<[st
 /** Caches ExtraInfo answers for one call, so each is asked at most once. */
 class Asked {
   #vars = new Map<string, Promise<string | null>>();
-  #bodies = new Map<string, Promise<Uint8Array>>();
+  #bodies = new Map<string, Promise<Uint8Array<ArrayBuffer>>>();
 
   constructor(private host: CallHost) {}
 
@@ -137,10 +142,10 @@ class Asked {
     return value;
   }
 
-  body(kind: "reqBody" | "respBody"): Promise<Uint8Array> {
+  body(kind: "reqBody" | "respBody"): Promise<Uint8Array<ArrayBuffer>> {
     let body = this.#bodies.get(kind);
     if (!body) {
-      body = this.host.ask(kind).then((bytes) => bytes ?? new Uint8Array());
+      body = this.host.ask(kind).then((bytes) => bytes ? owned(bytes) : new Uint8Array());
       this.#bodies.set(kind, body);
     }
     return body;
@@ -252,10 +257,10 @@ export class RequestView implements PluginRequest {
     return (this.#asked ??= new Asked(this.#host)).var(name);
   }
 
-  body(): Promise<Uint8Array> {
+  body(): Promise<Uint8Array<ArrayBuffer>> {
     const replaced = this.#newBody ?? this.#overlay?.requestBody;
     return replaced
-      ? Promise.resolve(replaced)
+      ? Promise.resolve(owned(replaced))
       : (this.#asked ??= new Asked(this.#host)).body("reqBody");
   }
 
@@ -439,10 +444,10 @@ export class UpstreamResponseView implements UpstreamResponse {
     return this.#headers;
   }
 
-  body(): Promise<Uint8Array> {
+  body(): Promise<Uint8Array<ArrayBuffer>> {
     const replaced = this.#newBody ?? this.#overlay?.responseBody;
     return replaced
-      ? Promise.resolve(replaced)
+      ? Promise.resolve(owned(replaced))
       : (this.#asked ??= new Asked(this.#host)).body("respBody");
   }
 
