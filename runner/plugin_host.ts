@@ -53,12 +53,14 @@ export type PrepareResult =
   | { ok: true; handle: ConfHandle }
   | { ok: false; cause: FailureCause; message: string };
 
-/** A parsed conf held by the worker, shared by every route with the same conf string. */
+/**
+ * A parsed conf held by the worker. Each PrepareConf gets its own, even for identical conf
+ * strings: state a plugin keeps in its parsed conf (a rate limiter's buckets) belongs to one
+ * route.
+ */
 export interface ConfHandle {
   readonly id: number;
   readonly raw: string;
-  refs: number;
-  ready: Promise<ConfResult>;
 }
 
 interface PendingCall {
@@ -115,7 +117,6 @@ export class PluginHost {
   #inFlight = 0;
 
   #nextConfId = 1;
-  #confsByRaw = new Map<string, ConfHandle>();
   #confsById = new Map<number, ConfHandle>();
   #confsPending = new Map<number, PendingConf>();
 
@@ -199,59 +200,33 @@ export class PluginHost {
 
   // ---- confs ---------------------------------------------------------------------------
 
-  /**
-   * Parses a conf in the plugin's sandbox, or reuses an identical one. Resolves to the handle,
-   * or to the reason the conf cannot be used.
-   */
+  /** Parses a conf in the plugin's sandbox; resolves to its handle or why it cannot be used. */
   async prepare(raw: string): Promise<PrepareResult> {
-    let handle = this.#confsByRaw.get(raw);
-    if (!handle) {
-      if (this.#unavailable) return { ok: false, cause: "unavailable", message: this.#unavailable };
-      const id = this.#nextConfId++;
-      if (this.#nextConfId > MAX_ID) this.#nextConfId = 1;
-      const created: ConfHandle = { id, raw, refs: 0, ready: Promise.resolve({ ok: true }) };
-      created.ready = this.#parse(created);
-      handle = created;
-    }
-    handle.refs++;
-    const result = await handle.ready;
-    if (result.ok) return { ok: true, handle };
-    handle.refs--;
-    return result;
-  }
-
-  #parse(handle: ConfHandle): Promise<ConfResult> {
-    this.#confsByRaw.set(handle.raw, handle);
+    if (this.#unavailable) return { ok: false, cause: "unavailable", message: this.#unavailable };
+    const handle: ConfHandle = { id: this.#nextConfId++, raw };
+    if (this.#nextConfId > MAX_ID) this.#nextConfId = 1;
     this.#confsById.set(handle.id, handle);
-    return new Promise<ConfResult>((settle) => {
+    const result = await new Promise<ConfResult>((settle) => {
       const deadline = performance.now() + this.settings.timeoutMs;
       this.#confsPending.set(handle.id, { handle, deadline, settle });
       this.#armDeadline(deadline);
       if (this.#link) this.#sendConf(handle);
       else this.#events.wake(this);
-    }).then((result) => {
-      if (!result.ok) {
-        this.#forget(handle);
-        if (result.cause === "bad_conf") this.counters.add("bad_conf");
-      }
-      return result;
     });
+    if (result.ok) return { ok: true, handle };
+    this.#confsById.delete(handle.id);
+    if (result.cause === "bad_conf") this.counters.add("bad_conf");
+    return result;
   }
 
-  /** Drops one reference to a conf; the last one frees it in the worker. */
+  /** Frees a conf in the worker (its token expired or was evicted). */
   release(handle: ConfHandle): void {
-    if (--handle.refs > 0) return;
-    this.#forget(handle);
+    if (!this.#confsById.delete(handle.id)) return;
     if (this.#link) {
       this.#out.begin(Kind.DropConf).u32(handle.id);
       this.#out.end();
       this.#queueFlush();
     }
-  }
-
-  #forget(handle: ConfHandle): void {
-    if (this.#confsByRaw.get(handle.raw) === handle) this.#confsByRaw.delete(handle.raw);
-    this.#confsById.delete(handle.id);
   }
 
   #sendConf(handle: ConfHandle): void {
@@ -468,7 +443,7 @@ export class PluginHost {
               const handle = this.#confsById.get(id);
               if (kind === Kind.ConfFailed && handle) {
                 this.log.warn("a conf no longer parses after a restart: {reason}", { reason });
-                this.#forget(handle);
+                this.#confsById.delete(handle.id);
               }
               return;
             }

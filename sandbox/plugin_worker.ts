@@ -55,6 +55,7 @@ captureConsole(caps.inspect, (level, line) => {
 });
 
 let plugin: Plugin<unknown> | undefined;
+let pluginName = "";
 const confs = new Map<number, unknown>();
 
 interface PendingAsk {
@@ -65,13 +66,21 @@ interface PendingAsk {
 const calls = new Map<number, WorkerCall>();
 
 function errorText(error: unknown): string {
+  let text: string;
   try {
-    return error instanceof Error
+    text = error instanceof Error
       ? (error.stack ?? `${error.name}: ${error.message}`)
       : String(error);
   } catch {
     return "an error that could not be printed";
   }
+  // Deno's hint speaks to someone running a script; an operator grants permissions in the
+  // runner's configuration instead.
+  return text.replace(
+    /, run again with the --allow-([a-z]+) flag/g,
+    (_, kind: string) =>
+      `: the runner configuration does not grant it (plugins.${pluginName}.permissions.${kind})`,
+  );
 }
 
 /** One call in this worker: the plugin's CallHost, and where its outcome goes. */
@@ -250,6 +259,7 @@ function onBatch(batch: Uint8Array): void {
 
 async function load(init: WorkerInit): Promise<void> {
   consoleLimits.linesPerSecond = init.logLinesPerSecond;
+  pluginName = init.name;
   try {
     const module = await import(init.module);
     const candidate = module.default;
