@@ -97,6 +97,11 @@ export function formatIp(bytes: Uint8Array | null): string {
   return `${head}::${tail}`;
 }
 
+/** `bytes` typed as backed by an `ArrayBuffer` (what Web APIs such as `crypto.subtle` take). */
+function owned(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  return bytes.buffer instanceof ArrayBuffer ? bytes as Uint8Array<ArrayBuffer> : bytes.slice();
+}
+
 function toBytes(body: string | Uint8Array): Uint8Array {
   return typeof body === "string" ? encodeUtf8(body) : body;
 }
@@ -123,7 +128,7 @@ function headerPairs(entries: Array<[Uint8Array, Uint8Array | null]>): Array<[st
 /** Caches ExtraInfo answers for one call, so each is asked at most once. */
 class Asked {
   #vars = new Map<string, Promise<string | null>>();
-  #bodies = new Map<string, Promise<Uint8Array>>();
+  #bodies = new Map<string, Promise<Uint8Array<ArrayBuffer>>>();
 
   constructor(private host: CallHost) {}
 
@@ -137,10 +142,10 @@ class Asked {
     return value;
   }
 
-  body(kind: "reqBody" | "respBody"): Promise<Uint8Array> {
+  body(kind: "reqBody" | "respBody"): Promise<Uint8Array<ArrayBuffer>> {
     let body = this.#bodies.get(kind);
     if (!body) {
-      body = this.host.ask(kind).then((bytes) => bytes ?? new Uint8Array());
+      body = this.host.ask(kind).then((bytes) => bytes ? owned(bytes) : new Uint8Array());
       this.#bodies.set(kind, body);
     }
     return body;
@@ -157,7 +162,7 @@ function splitQuery(path: string): [string, Array<[string, string]>] {
 export class RequestView implements PluginRequest {
   #req: HttpReqCallReq;
   #overlay: Patch | null;
-  #asked: Asked;
+  #asked: Asked | null = null;
   #host: CallHost;
   #path: string | null = null;
   #pathChanged = false;
@@ -169,7 +174,6 @@ export class RequestView implements PluginRequest {
     this.#req = req;
     this.#overlay = overlay;
     this.#host = host;
-    this.#asked = new Asked(host);
   }
 
   get id(): number {
@@ -250,12 +254,14 @@ export class RequestView implements PluginRequest {
   }
 
   var(name: string): Promise<string | null> {
-    return this.#asked.var(name);
+    return (this.#asked ??= new Asked(this.#host)).var(name);
   }
 
-  body(): Promise<Uint8Array> {
+  body(): Promise<Uint8Array<ArrayBuffer>> {
     const replaced = this.#newBody ?? this.#overlay?.requestBody;
-    return replaced ? Promise.resolve(replaced) : this.#asked.body("reqBody");
+    return replaced
+      ? Promise.resolve(owned(replaced))
+      : (this.#asked ??= new Asked(this.#host)).body("reqBody");
   }
 
   async text(): Promise<string> {
@@ -389,7 +395,7 @@ export class ResponseWriter implements PluginResponse {
 export class UpstreamResponseView implements UpstreamResponse {
   #req: HttpRespCallReq;
   #overlay: Patch | null;
-  #asked: Asked;
+  #asked: Asked | null = null;
   #host: CallHost;
   #status = 0;
   #raw: Array<[string, string]> | null = null;
@@ -400,7 +406,6 @@ export class UpstreamResponseView implements UpstreamResponse {
     this.#req = req;
     this.#overlay = overlay;
     this.#host = host;
-    this.#asked = new Asked(host);
   }
 
   get id(): number {
@@ -439,9 +444,11 @@ export class UpstreamResponseView implements UpstreamResponse {
     return this.#headers;
   }
 
-  body(): Promise<Uint8Array> {
+  body(): Promise<Uint8Array<ArrayBuffer>> {
     const replaced = this.#newBody ?? this.#overlay?.responseBody;
-    return replaced ? Promise.resolve(replaced) : this.#asked.body("respBody");
+    return replaced
+      ? Promise.resolve(owned(replaced))
+      : (this.#asked ??= new Asked(this.#host)).body("respBody");
   }
 
   async text(): Promise<string> {
@@ -462,7 +469,7 @@ export class UpstreamResponseView implements UpstreamResponse {
   }
 
   var(name: string): Promise<string | null> {
-    return this.#asked.var(name);
+    return (this.#asked ??= new Asked(this.#host)).var(name);
   }
 
   /** Adds this view's changes to `patch`. */

@@ -125,7 +125,7 @@ Deno.test("verifyRoot accepts the runner's own replies, unions included", () => 
   const vtable = root - view(stop).getInt32(root, true);
   const actionField = view(stop).getUint16(vtable + 4 + 2 * 2, true);
   setU32(stop, root + actionField, 0x7fff_0000);
-  malformed(stop, RESP, /root\.2: table offset \d+ out of bounds/);
+  malformed(stop, RESP, /table offset \d+ out of bounds/);
 });
 
 Deno.test("verifyRoot rejects payloads shorter than a table and roots out of bounds", () => {
@@ -197,7 +197,7 @@ Deno.test("verifyRoot rejects strings, byte vectors and table vectors longer tha
   malformed(
     setU32(FULL_REQ_CALL.slice(), entryOffsetAt, 0x0fff_ff00),
     HTTP_REQ_CALL_REQ,
-    /root\.(4|5)\[0\]/,
+    /table offset \d+ out of bounds/,
   );
 });
 

@@ -116,7 +116,8 @@ async function serve(options: RunOptions, address: string | undefined): Promise<
   const path = parseListenAddress(address);
   const confExpireSeconds = parseConfExpireTime(Deno.env.get("APISIX_CONF_EXPIRE_TIME"));
   const config: RunnerConfig = options.config ? await loadConfig(options.config) : defaultConfig();
-  const server = new RunnerServer(config, { path, confExpireSeconds });
+  const floor = Deno.env.get("A6_BENCH_FLOOR") === "1";
+  const server = new RunnerServer(config, { path, confExpireSeconds, floor });
 
   let stopping: Promise<void> | null = null;
   const stop = (why: string) => {

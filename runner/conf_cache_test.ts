@@ -17,12 +17,7 @@ function fakeHost(name: string, filters = { request: true, response: false }) {
 
 let nextHandle = 1;
 function link(host: PluginHost): ChainLink {
-  const handle: ConfHandle = {
-    id: nextHandle++,
-    raw: "{}",
-    refs: 1,
-    ready: Promise.resolve({ ok: true }),
-  };
+  const handle: ConfHandle = { id: nextHandle++, raw: "{}" };
   return { host, handle };
 }
 

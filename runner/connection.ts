@@ -35,7 +35,19 @@ import { requestAction, responseHeaders } from "./reply.ts";
 export interface ConnectionDeps {
   cache: ConfCache;
   plugins: PluginRegistry;
+  /**
+   * Benchmark-only (`A6_BENCH_FLOOR=1`): answer every HTTPReqCall with a fixed Stop without
+   * running plugins, to measure what the protocol alone costs.
+   */
+  floor?: boolean;
 }
+
+const FLOOR_ACTION = {
+  kind: "stop",
+  status: 200,
+  headers: [[new TextEncoder().encode("x-resp-a6-runner"), new TextEncoder().encode("floor")]],
+  body: new TextEncoder().encode("hello"),
+} as const;
 
 /** Thrown when APISIX breaks the exchange rules; the connection is answered and closed. */
 class ExchangeError extends Error {}
@@ -210,6 +222,9 @@ export class Connection {
     if (!entry) {
       log.conn.debug("connection {id}: unknown conf token {token}", { id: this.id, token });
       return await this.#error(ErrCode.ConfTokenNotFound);
+    }
+    if (this.#deps.floor && reqCall) {
+      return await this.#write(this.#encoder.reqCall(id, FLOOR_ACTION));
     }
     const chain = reqCall ? entry.requestChain : entry.responseChain;
     let patch = null;

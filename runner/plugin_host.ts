@@ -53,12 +53,14 @@ export type PrepareResult =
   | { ok: true; handle: ConfHandle }
   | { ok: false; cause: FailureCause; message: string };
 
-/** A parsed conf held by the worker, shared by every route with the same conf string. */
+/**
+ * A parsed conf held by the worker. Each PrepareConf gets its own, even for identical conf
+ * strings: state a plugin keeps in its parsed conf (a rate limiter's buckets) belongs to one
+ * route.
+ */
 export interface ConfHandle {
   readonly id: number;
   readonly raw: string;
-  refs: number;
-  ready: Promise<ConfResult>;
 }
 
 interface PendingCall {
@@ -67,10 +69,16 @@ interface PendingCall {
   started: number;
   settle(outcome: CallOutcome): void;
   ctx: CallContext;
+  /** Written to the current sandbox. */
   sent: boolean;
   /** ExtraInfo questions of this call that APISIX has not answered yet. */
   asking: number;
-  message: (out: BatchWriter) => void;
+  /** Waiting for a concurrency slot. */
+  queued: boolean;
+  confId: number;
+  phase: number;
+  request: Uint8Array;
+  overlay: Uint8Array | null;
 }
 
 interface PendingConf {
@@ -111,7 +119,6 @@ export class PluginHost {
   #inFlight = 0;
 
   #nextConfId = 1;
-  #confsByRaw = new Map<string, ConfHandle>();
   #confsById = new Map<number, ConfHandle>();
   #confsPending = new Map<number, PendingConf>();
 
@@ -204,59 +211,33 @@ export class PluginHost {
 
   // ---- confs ---------------------------------------------------------------------------
 
-  /**
-   * Parses a conf in the plugin's sandbox, or reuses an identical one. Resolves to the handle,
-   * or to the reason the conf cannot be used.
-   */
+  /** Parses a conf in the plugin's sandbox; resolves to its handle or why it cannot be used. */
   async prepare(raw: string): Promise<PrepareResult> {
-    let handle = this.#confsByRaw.get(raw);
-    if (!handle) {
-      if (this.#unavailable) return { ok: false, cause: "unavailable", message: this.#unavailable };
-      const id = this.#nextConfId++;
-      if (this.#nextConfId > MAX_ID) this.#nextConfId = 1;
-      const created: ConfHandle = { id, raw, refs: 0, ready: Promise.resolve({ ok: true }) };
-      created.ready = this.#parse(created);
-      handle = created;
-    }
-    handle.refs++;
-    const result = await handle.ready;
-    if (result.ok) return { ok: true, handle };
-    handle.refs--;
-    return result;
-  }
-
-  #parse(handle: ConfHandle): Promise<ConfResult> {
-    this.#confsByRaw.set(handle.raw, handle);
+    if (this.#unavailable) return { ok: false, cause: "unavailable", message: this.#unavailable };
+    const handle: ConfHandle = { id: this.#nextConfId++, raw };
+    if (this.#nextConfId > MAX_ID) this.#nextConfId = 1;
     this.#confsById.set(handle.id, handle);
-    return new Promise<ConfResult>((settle) => {
+    const result = await new Promise<ConfResult>((settle) => {
       const deadline = performance.now() + this.settings.timeoutMs;
       this.#confsPending.set(handle.id, { handle, deadline, settle });
       this.#armDeadline(deadline);
       if (this.#link) this.#sendConf(handle);
       else this.#events.wake(this);
-    }).then((result) => {
-      if (!result.ok) {
-        this.#forget(handle);
-        if (result.cause === "bad_conf") this.counters.add("bad_conf");
-      }
-      return result;
     });
+    if (result.ok) return { ok: true, handle };
+    this.#confsById.delete(handle.id);
+    if (result.cause === "bad_conf") this.counters.add("bad_conf");
+    return result;
   }
 
-  /** Drops one reference to a conf; the last one frees it in the worker. */
+  /** Frees a conf in the worker (its token expired or was evicted). */
   release(handle: ConfHandle): void {
-    if (--handle.refs > 0) return;
-    this.#forget(handle);
+    if (!this.#confsById.delete(handle.id)) return;
     if (this.#link) {
       this.#out.begin(Kind.DropConf).u32(handle.id);
       this.#out.end();
       this.#queueFlush();
     }
-  }
-
-  #forget(handle: ConfHandle): void {
-    if (this.#confsByRaw.get(handle.raw) === handle) this.#confsByRaw.delete(handle.raw);
-    this.#confsById.delete(handle.id);
   }
 
   #sendConf(handle: ConfHandle): void {
@@ -294,16 +275,19 @@ export class PluginHost {
         ctx,
         sent: false,
         asking: 0,
-        message: (out) => {
-          const w = out.begin(Kind.Call).u32(id).u32(conf.id).u8(phase).bytes(request);
-          if (overlay) w.raw(overlay);
-          out.end();
-        },
+        queued: false,
+        confId: conf.id,
+        phase,
+        request,
+        overlay,
       };
       this.#calls.set(id, call);
       this.#armDeadline(call.deadline);
       if (this.#inFlight < this.settings.concurrency) this.#send(call);
-      else this.#waiting.push(call);
+      else {
+        call.queued = true;
+        this.#waiting.push(call);
+      }
     });
   }
 
@@ -323,9 +307,16 @@ export class PluginHost {
       this.#events.wake(this);
       return;
     }
-    call.sent = true;
-    call.message(this.#out);
+    this.#write(call);
     this.#queueFlush();
+  }
+
+  #write(call: PendingCall): void {
+    call.sent = true;
+    const out = this.#out;
+    const w = out.begin(Kind.Call).u32(call.id).u32(call.confId).u8(call.phase).bytes(call.request);
+    if (call.overlay) w.raw(call.overlay);
+    out.end();
   }
 
   #sendCancel(call: PendingCall): void {
@@ -338,21 +329,20 @@ export class PluginHost {
   /** Sends calls that were admitted while no sandbox was attached. */
   #pump(): void {
     for (const call of this.#calls.values()) {
-      if (!call.sent && !this.#waiting.includes(call)) {
-        call.sent = true;
-        call.message(this.#out);
-      }
+      if (!call.sent && !call.queued) this.#write(call);
     }
   }
 
   #settleCall(call: PendingCall, outcome: CallOutcome, count = true): void {
     if (!this.#calls.delete(call.id)) return;
-    const waitingAt = this.#waiting.indexOf(call);
-    if (waitingAt >= 0) this.#waiting.splice(waitingAt, 1);
+    if (call.queued) this.#waiting.splice(this.#waiting.indexOf(call), 1);
     else {
       this.#inFlight--;
       const next = this.#waiting.shift();
-      if (next) this.#send(next);
+      if (next) {
+        next.queued = false;
+        this.#send(next);
+      }
     }
     if (count) {
       this.counters.add(outcome.ok ? "ok" : outcome.cause);
@@ -474,7 +464,7 @@ export class PluginHost {
               const handle = this.#confsById.get(id);
               if (kind === Kind.ConfFailed && handle) {
                 this.log.warn("a conf no longer parses after a restart: {reason}", { reason });
-                this.#forget(handle);
+                this.#confsById.delete(handle.id);
               }
               return;
             }

@@ -63,6 +63,8 @@ export interface ServerOptions {
   confExpireSeconds: number;
   /** Most conf tokens kept. */
   maxConfTokens?: number;
+  /** Benchmark-only protocol floor (see ConnectionDeps.floor). */
+  floor?: boolean;
 }
 
 /** The APISIX-facing server. */
@@ -74,9 +76,11 @@ export class RunnerServer {
   #listener: Deno.Listener | null = null;
   #inode: number | null = null;
   #draining = false;
+  #floor: boolean;
 
   constructor(config: RunnerConfig, options: ServerOptions) {
     this.path = options.path;
+    this.#floor = options.floor ?? false;
     this.cache = new ConfCache({
       ttlMs: options.confExpireSeconds * 1.2 * 1000,
       maxEntries: options.maxConfTokens ?? 100_000,
@@ -115,7 +119,11 @@ export class RunnerServer {
           conn.close();
           continue;
         }
-        const connection = new Connection(conn, { cache: this.cache, plugins: this.plugins });
+        const connection = new Connection(conn, {
+          cache: this.cache,
+          plugins: this.plugins,
+          floor: this.#floor,
+        });
         this.connections.add(connection);
         connection.serve().finally(() => this.connections.delete(connection));
       }
