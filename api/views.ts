@@ -125,6 +125,29 @@ function headerPairs(entries: Array<[Uint8Array, Uint8Array | null]>): Array<[st
   return entries.map(([name, value]) => [decodeLatin1(name), value ? decodeLatin1(value) : ""]);
 }
 
+/**
+ * Decodes UTF-8 and remembers the original bytes of any text that was not valid UTF-8, so a
+ * value the plugin reads and sends back unchanged (an arg kept beside a changed one, a path it
+ * rewrites to itself) keeps the exact bytes it came with.
+ */
+class Utf8Memo {
+  #raw: Map<string, Uint8Array> | null = null;
+
+  decode(bytes: Uint8Array): string {
+    const text = decodeUtf8(bytes);
+    if (text.includes("\uFFFD")) {
+      const again = encodeUtf8(text);
+      const valid = again.length === bytes.length && again.every((b, i) => b === bytes[i]);
+      if (!valid) (this.#raw ??= new Map()).set(text, bytes);
+    }
+    return text;
+  }
+
+  encode(text: string): Uint8Array {
+    return this.#raw?.get(text) ?? encodeUtf8(text);
+  }
+}
+
 /** Caches ExtraInfo answers for one call, so each is asked at most once. */
 class Asked {
   #vars = new Map<string, Promise<string | null>>();
@@ -166,6 +189,7 @@ export class RequestView implements PluginRequest {
   #host: CallHost;
   #path: string | null = null;
   #pathChanged = false;
+  #utf8 = new Utf8Memo();
   #headers: HeaderStore | null = null;
   #args: ArgStore | null = null;
   #newBody: Uint8Array | null = null;
@@ -192,7 +216,7 @@ export class RequestView implements PluginRequest {
     if (this.#path === null) {
       const bytes = this.#overlay?.path ??
         (this.#req.path(Encoding.UTF8_BYTES) as Uint8Array | null);
-      this.#path = bytes ? decodeUtf8(bytes) : "/";
+      this.#path = bytes ? this.#utf8.decode(bytes) : "/";
     }
     return this.#path;
   }
@@ -240,12 +264,12 @@ export class RequestView implements PluginRequest {
       const args = new ArgStore(
         readEntries(req.argsLength(), (i, e) => req.args(i, e)).map((
           [name, value],
-        ) => [decodeUtf8(name), value ? decodeUtf8(value) : null]),
+        ) => [this.#utf8.decode(name), value ? this.#utf8.decode(value) : null]),
       );
       for (const [name, values] of this.#overlay?.args ?? []) {
         args.restore(
-          decodeUtf8(encodeLatin1(name)),
-          values.map((v) => v === null ? null : decodeUtf8(v)),
+          this.#utf8.decode(encodeLatin1(name)),
+          values.map((v) => v === null ? null : this.#utf8.decode(v)),
         );
       }
       this.#args = args;
@@ -283,21 +307,28 @@ export class RequestView implements PluginRequest {
 
   /** Adds this view's changes to `patch`. */
   collect(patch: Patch): void {
-    if (this.#pathChanged) patch.path = encodeUtf8(this.#path!);
+    if (this.#pathChanged) patch.path = this.#utf8.encode(this.#path!);
     const headers = this.#headers;
     if (headers?.changed) {
       patch.headers = new Map();
       for (const name of headers.changed) {
-        patch.headers.set(name, headers.valuesOf(name).map(encodeLatin1));
+        const values = headers.valuesOf(name);
+        // APISIX would blank $upstream_host: the upstream request would go without a Host.
+        if (name === "host" && values.length === 0) {
+          this.#host.warn("ignored deleting the host header: APISIX cannot proxy without one");
+          continue;
+        }
+        patch.headers.set(name, values.map(encodeLatin1));
       }
+      if (patch.headers.size === 0) patch.headers = null;
     }
     const args = this.#args;
     if (args?.changed) {
       patch.args = new Map();
       for (const name of args.changed) {
         patch.args.set(
-          decodeLatin1(encodeUtf8(name)),
-          args.valuesOf(name).map((v) => v === null ? null : encodeUtf8(v)),
+          decodeLatin1(this.#utf8.encode(name)),
+          args.valuesOf(name).map((v) => v === null ? null : this.#utf8.encode(v)),
         );
       }
     }

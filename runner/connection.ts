@@ -52,6 +52,9 @@ const FLOOR_ACTION = {
 /** Thrown when APISIX breaks the exchange rules; the connection is answered and closed. */
 class ExchangeError extends Error {}
 
+/** A fail-closed plugin could not prepare a conf for a reason other than the conf itself. */
+class PluginUnavailableError extends Error {}
+
 let connectionCount = 0;
 
 /** One APISIX connection. */
@@ -63,6 +66,8 @@ export class Connection {
   #deps: ConnectionDeps;
   #busy = false;
   #closed = false;
+  /** When the last exchange ended (or the connection opened), from performance.now(). */
+  idleSince: number = performance.now();
 
   constructor(conn: Deno.Conn, deps: ConnectionDeps) {
     this.#conn = conn;
@@ -86,6 +91,7 @@ export class Connection {
           await this.#handle(frame);
         } finally {
           this.#busy = false;
+          this.idleSince = performance.now();
         }
       }
     } catch (error) {
@@ -182,10 +188,24 @@ export class Connection {
         decodeUtf8((entry.value(Encoding.UTF8_BYTES) as Uint8Array | null) ?? new Uint8Array()),
       ]);
     }
-    const cached = await this.#deps.cache.prepare(key, async () => {
-      const links = await Promise.all(entries.map(([name, raw]) => this.#link(key, name, raw)));
-      return links.filter((l): l is ChainLink => l !== null);
-    });
+    let cached;
+    try {
+      cached = await this.#deps.cache.prepare(key, async () => {
+        const results = await Promise.allSettled(
+          entries.map(([name, raw]) => this.#link(key, name, raw)),
+        );
+        const links = results.flatMap((r) => r.status === "fulfilled" && r.value ? [r.value] : []);
+        const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+        if (failed) {
+          for (const link of links) link.host.release(link.handle);
+          throw failed.reason;
+        }
+        return links;
+      });
+    } catch (error) {
+      if (!(error instanceof PluginUnavailableError)) throw error;
+      return await this.#error(ErrCode.ServiceUnavailable);
+    }
     await this.#write(this.#encoder.prepareConf(cached.token));
   }
 
@@ -201,6 +221,20 @@ export class Connection {
     }
     const result = await host.prepare(raw);
     if (result.ok) return { host, handle: result.handle };
+    if (result.cause !== "bad_conf" && host.settings.failure === "closed") {
+      // Not the conf's fault: a token without the plugin would run the route unprotected for
+      // as long as APISIX caches it. Fail this PrepareConf; APISIX asks again next request.
+      host.log.warn(
+        "route {key}: conf not prepared ({cause}): {reason}; answered " +
+          "SERVICE_UNAVAILABLE (failure policy closed)",
+        {
+          key,
+          cause: result.cause,
+          reason: result.message,
+        },
+      );
+      throw new PluginUnavailableError(result.message);
+    }
     host.log.warn("route {key}: conf rejected ({cause}): {reason}; the plugin is skipped", {
       key,
       cause: result.cause,

@@ -55,6 +55,9 @@ export function parseConfExpireTime(value: string | undefined): number {
   return seconds;
 }
 
+// How long a connection must stay quiet during shutdown before it is closed.
+const QUIET_MS = 50;
+
 /** Options of {@linkcode RunnerServer}. */
 export interface ServerOptions {
   /** Socket path to listen on. */
@@ -156,11 +159,19 @@ export class RunnerServer {
         path: this.path,
       });
     }
-    const deadline = performance.now() + graceMs;
-    // Idle connections close now; busy ones as soon as their exchange is answered.
+    const started = performance.now();
+    const deadline = started + graceMs;
+    // A connection closes once it has been idle for QUIET_MS: a request already on its way
+    // (in the socket buffer when the signal came) is still answered, and busy connections
+    // close as soon as their exchange is answered.
     for (;;) {
-      for (const connection of this.connections) if (!connection.busy) connection.close();
-      if (this.connections.size === 0 || performance.now() >= deadline) break;
+      const now = performance.now();
+      for (const connection of this.connections) {
+        if (!connection.busy && now - Math.max(connection.idleSince, started) >= QUIET_MS) {
+          connection.close();
+        }
+      }
+      if (this.connections.size === 0 || now >= deadline) break;
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
     for (const connection of this.connections) connection.close();
