@@ -56,6 +56,8 @@ captureConsole(caps.inspect, (level, line) => {
 
 let plugin: Plugin<unknown> | undefined;
 const confs = new Map<number, unknown>();
+/** Confs whose parseConf has not finished yet. */
+const confsParsing = new Map<number, Promise<void>>();
 
 interface PendingAsk {
   resolve(value: Uint8Array | null): void;
@@ -125,6 +127,26 @@ function startCall(body: ByteReader): void {
   const phase = body.u8();
   const request = body.raw(body.u32());
   const overlayBytes = body.rest();
+  const parsing = confsParsing.get(confId);
+  if (parsing) {
+    // A restarted sandbox gets its confs replayed in the same batch as the calls waiting for
+    // them: a call must not overtake its conf's (asynchronous) parseConf.
+    parsing.then(() => {
+      runCall(callId, confId, phase, request, overlayBytes);
+      queueFlush();
+    });
+    return;
+  }
+  runCall(callId, confId, phase, request, overlayBytes);
+}
+
+function runCall(
+  callId: number,
+  confId: number,
+  phase: number,
+  request: Uint8Array,
+  overlayBytes: Uint8Array,
+): void {
   if (!confs.has(confId)) {
     out.begin(Kind.Failed).u32(callId).u8(FailCause.UnknownConf).rawUtf8(`no conf ${confId}`);
     out.end();
@@ -226,9 +248,15 @@ function onBatch(batch: Uint8Array): void {
       case Kind.Cancel:
         cancel(body.u32());
         break;
-      case Kind.Conf:
-        parseConf(body.u32(), decodeUtf8(body.rest()));
+      case Kind.Conf: {
+        const confId = body.u32();
+        const parsed = parseConf(confId, decodeUtf8(body.rest()));
+        confsParsing.set(confId, parsed);
+        parsed.finally(() => {
+          if (confsParsing.get(confId) === parsed) confsParsing.delete(confId);
+        });
         break;
+      }
       case Kind.DropConf:
         confs.delete(body.u32());
         break;
