@@ -93,6 +93,8 @@ export class PluginHost {
   readonly log: Logger;
   readonly counters: OutcomeCounters = new OutcomeCounters();
   readonly latency: Histogram = new Histogram();
+  /** Times the plugin's sandbox was started again after it ended. */
+  restarts = 0;
   /** Whether the plugin has a requestFilter / responseFilter (known once it loaded). */
   filters = { request: false, response: false };
 
@@ -200,7 +202,10 @@ export class PluginHost {
   async prepare(raw: string): Promise<PrepareResult> {
     let handle = this.#confsByRaw.get(raw);
     if (!handle) {
-      if (this.#unavailable) return { ok: false, cause: "unavailable", message: this.#unavailable };
+      if (this.#unavailable) {
+        this.counters.add("unavailable");
+        return { ok: false, cause: "unavailable", message: this.#unavailable };
+      }
       const id = this.#nextConfId++;
       if (this.#nextConfId > MAX_ID) this.#nextConfId = 1;
       const created: ConfHandle = { id, raw, refs: 0, ready: Promise.resolve({ ok: true }) };
@@ -226,7 +231,7 @@ export class PluginHost {
     }).then((result) => {
       if (!result.ok) {
         this.#forget(handle);
-        if (result.cause === "bad_conf") this.counters.add("bad_conf");
+        this.counters.add(result.cause);
       }
       return result;
     });
@@ -453,6 +458,7 @@ export class PluginHost {
               const handle = this.#confsById.get(id);
               if (kind === Kind.ConfFailed && handle) {
                 this.log.warn("a conf no longer parses after a restart: {reason}", { reason });
+                this.counters.add("bad_conf");
                 this.#forget(handle);
               }
               return;
