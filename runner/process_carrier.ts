@@ -20,13 +20,16 @@ import { workerPermissions } from "./worker_permissions.ts";
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const MAIN = join(ROOT, "main.ts");
 const HANDSHAKE_TIMEOUT_MS = 10_000;
-const RSS_POLL_MS = 250;
+// An ArrayBuffer bomb fills pages at 1–2 GiB/s: poll often enough that the overshoot stays small.
+const RSS_POLL_MS = 100;
 /** What a sandbox process needs beyond its plugins' heap: the Deno runtime of two isolates. */
 const RUNTIME_OVERHEAD_MB = 96;
 
 // The code a sandbox loads under `deno run`: its own modules and their npm dependencies.
 const SANDBOX_CODE = ["main.ts", "mod.ts", "sandbox", "api", "protocol", "node_modules"]
   .map((name) => join(ROOT, name));
+
+const INSPECTOR_HOSTS = ["127.0.0.1:9229", "localhost:9229", "[::1]:9229", "0.0.0.0:9229"];
 
 let privateDir: Promise<string> | null = null;
 let spawned = 0;
@@ -73,14 +76,22 @@ export function sandboxRunArgs(
     "run",
     "--no-prompt",
     "--cached-only",
+    // A plugin's npm: import must not install packages from the machine's npm cache into the
+    // runner's node_modules (and rewrite its lockfile): only what the lockfile holds loads.
+    "--frozen",
     `--config=${join(ROOT, "deno.json")}`,
     `--v8-flags=--max-old-space-size=${heapMb}`,
     ...flag("read", read),
     ...flag("write", [...union(plugins, "write"), channel]),
     ...flag("net", [...union(plugins, "net"), `unix:${channel}`]),
+    // Where SIGUSR1 opens Deno's inspector: even a plugin granted localhost may not reach it.
+    `--deny-net=${INSPECTOR_HOSTS.join(",")}`,
     ...flag("env", [...union(plugins, "env"), SECRET_ENV]),
     ...flag("sys", union(plugins, "sys")),
-    ...flag("import", union(plugins, "import")),
+    // Without a flag Deno allows imports from deno.land, jsr.io, esm.sh and more by default.
+    ...(union(plugins, "import").length
+      ? flag("import", union(plugins, "import"))
+      : ["--deny-import"]),
     MAIN,
     "sandbox",
     channel,
@@ -115,20 +126,68 @@ function residentMb(pid: number): number | null {
   }
 }
 
-async function pipeLines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void) {
+/** Longest sandbox output line logged; the rest is cut. */
+const MAX_LINE = 8192;
+
+/**
+ * Reads a sandbox's output as lines and passes at most `linesPerSecond` of them on. Once a
+ * second's lines are used up it drops the rest of the chunk in hand and stops reading until the
+ * next second, so a flood fills the pipe and blocks the writer (the plugin) instead of costing
+ * the runner CPU; `onDropped` then reports how many lines it dropped. `watch` sees every line,
+ * dropped or not.
+ */
+async function pipeLines(
+  stream: ReadableStream<Uint8Array>,
+  linesPerSecond: number,
+  onLine: (line: string) => void,
+  onDropped: (count: number) => void,
+  watch: (line: string) => void,
+): Promise<void> {
   const decoder = new TextDecoder();
   let partial = "";
+  let windowStart = performance.now();
+  let lines = 0;
+  let dropped = 0;
+  const emit = (line: string) => {
+    if (!line.trim()) return;
+    watch(line);
+    if (lines >= linesPerSecond) {
+      dropped++;
+      return;
+    }
+    lines++;
+    onLine(line.length > MAX_LINE ? line.slice(0, MAX_LINE) + "…" : line);
+  };
   try {
     for await (const chunk of stream) {
-      const lines = (partial + decoder.decode(chunk, { stream: true })).split("\n");
-      partial = lines.pop()!;
-      for (const line of lines) if (line.trim()) onLine(line);
+      const parts = (partial + decoder.decode(chunk, { stream: true })).split("\n");
+      partial = parts.pop()!;
+      if (partial.length > MAX_LINE) {
+        emit(partial);
+        partial = "";
+      }
+      for (const line of parts) emit(line);
+      let now = performance.now();
+      if (lines >= linesPerSecond && now - windowStart < 1000) {
+        await new Promise((resolve) => setTimeout(resolve, 1000 - (now - windowStart)));
+        now = performance.now();
+      }
+      if (now - windowStart >= 1000) {
+        if (dropped) onDropped(dropped);
+        windowStart = now;
+        lines = 0;
+        dropped = 0;
+      }
     }
   } catch {
     // The process is gone.
   }
-  if (partial.trim()) onLine(partial);
+  if (partial.trim()) emit(partial);
+  if (dropped) onDropped(dropped);
 }
+
+/** What Deno prints when SIGUSR1 opened its inspector (Deno ≥ 2.9.2 does that in any process). */
+const INSPECTOR_BANNER = /^Debugger listening on /;
 
 /** A carrier that runs the sandbox in a child process. */
 export function processCarrier(
@@ -146,6 +205,10 @@ export function processCarrier(
   const exited = new Promise<Exit>((resolve) => resolveExit = resolve);
   let ended = false;
   const memoryLimitMb = Math.max(...plugins.map((p) => p.memoryMb)) + RUNTIME_OVERHEAD_MB;
+  const stderrLinesPerSecond = Math.max(
+    10,
+    plugins.reduce((sum, p) => sum + p.logLinesPerSecond, 0),
+  );
 
   const finish = (exit: Exit) => {
     if (ended) return;
@@ -179,9 +242,11 @@ export function processCarrier(
         env: childEnv(plugins, secret),
         clearEnv: true,
         stdin: "null",
-        stdout: "piped",
+        // The sandbox writes only to stderr; whatever reaches its stdout is discarded there.
+        stdout: "null",
         stderr: "piped",
-        cwd: dirname(channel),
+        // A neutral working directory: Deno.cwd() needs no permission in a worker.
+        cwd: "/",
       }).spawn();
       pid = child.pid;
       const sandboxLog = (line: string) => {
@@ -189,8 +254,16 @@ export function processCarrier(
         if (stderrTail.length > 20) stderrTail.shift();
         log.sandbox.warn("sandbox {sandbox} says: {line}", { sandbox: key, line });
       };
-      pipeLines(child.stdout, sandboxLog);
-      pipeLines(child.stderr, sandboxLog);
+      pipeLines(child.stderr, stderrLinesPerSecond, sandboxLog, (count) => {
+        log.sandbox.warn("sandbox {sandbox}: dropped {count} output lines over the limit", {
+          sandbox: key,
+          count,
+        });
+      }, (line) => {
+        if (INSPECTOR_BANNER.test(line)) {
+          kill("violation", "the sandbox opened a V8 inspector (it was sent SIGUSR1)");
+        }
+      });
       child.status.then((status) => {
         const tail = stderrTail.join("\n");
         const oom = status.signal === "SIGTRAP" || status.code === 133 ||
