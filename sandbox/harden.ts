@@ -135,9 +135,16 @@ function consoleStream(write: (line: string) => void): ConsoleStream {
   return stream;
 }
 
+/** A stand-in that refuses to run, also when called with `new` (for `Deno.Command`). */
+function refusal(what: string): () => never {
+  return function refused(): never {
+    denied(what);
+  };
+}
+
 function hardenNodeProcess(): void {
   const target = process as unknown as Record<string, unknown>;
-  const refuse = (name: string) => () => denied(`process.${name}`);
+  const refuse = (name: string) => refusal(`process.${name}`);
   for (
     const name of [
       "kill",
@@ -184,6 +191,8 @@ function hardenNodeProcess(): void {
       return umask.call(process);
     });
   }
+  // The real argv names the sandbox's private channel (harmless once it is open, but private).
+  replace(target, "argv", Object.freeze([target.execPath]));
   replace(target, "stdout", consoleStream((line) => console.log(line)));
   replace(target, "stderr", consoleStream((line) => console.error(line)));
   guard(target, "stdin", () => denied("process.stdin"));
@@ -223,8 +232,16 @@ export function harden(): Capabilities {
   // Web Locks are shared by every worker of the process: a channel between plugins.
   replace(Object.getPrototypeOf(navigator), "locks", undefined);
 
-  const deno = Deno as unknown as Record<string, unknown>;
-  const refuse = (name: string) => () => denied(`Deno.${name}`);
+  // `Deno[Deno.internal]` holds the runtime's internals (core: raw reads and writes by
+  // resource id, the exception and rejection hooks, a few ops); `nodeBootstrap` re-runs the
+  // Node bootstrap. Neither is for plugins.
+  const deno = Deno as unknown as Record<PropertyKey, unknown>;
+  const internal = deno.internal;
+  if (typeof internal === "symbol") delete deno[internal];
+  delete deno.internal;
+  removeEverywhere("nodeBootstrap");
+
+  const refuse = (name: string) => refusal(`Deno.${name}`);
   for (
     const name of [
       "kill",
@@ -244,8 +261,8 @@ export function harden(): Capabilities {
   replace(deno, "args", Object.freeze([]));
   replace(deno, "mainModule", "");
   const permissions = Deno.permissions;
-  replace(permissions, "request", () => denied("Deno.permissions.request"));
-  replace(permissions, "requestSync", () => denied("Deno.permissions.requestSync"));
+  replace(permissions, "request", refusal("Deno.permissions.request"));
+  replace(permissions, "requestSync", refusal("Deno.permissions.requestSync"));
   Object.freeze(permissions);
 
   return { post, listen, inspect };
