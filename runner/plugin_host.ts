@@ -158,6 +158,9 @@ export class PluginHost {
     this.#batchesInFlight = 0;
     this.#out.out.reset();
     for (const handle of this.#confsById.values()) this.#sendConf(handle);
+    for (const pending of this.#confsPending.values()) {
+      if (pending.deadline === Infinity) this.#startConfDeadline(pending);
+    }
     for (const call of this.#calls.values()) call.sent = false;
     this.#pump();
     this.#queueFlush();
@@ -223,11 +226,15 @@ export class PluginHost {
     this.#confsByRaw.set(handle.raw, handle);
     this.#confsById.set(handle.id, handle);
     return new Promise<ConfResult>((settle) => {
-      const deadline = performance.now() + this.settings.timeoutMs;
-      this.#confsPending.set(handle.id, { handle, deadline, settle });
-      this.#armDeadline(deadline);
-      if (this.#link) this.#sendConf(handle);
-      else this.#events.wake(this);
+      // parseConf's deadline starts when the conf reaches a running sandbox: a cold start
+      // (bounded by the supervisor) must not reject the conf, which would leave the route
+      // without the plugin.
+      const pending: PendingConf = { handle, deadline: Infinity, settle };
+      this.#confsPending.set(handle.id, pending);
+      if (this.#link) {
+        this.#startConfDeadline(pending);
+        this.#sendConf(handle);
+      } else this.#events.wake(this);
     }).then((result) => {
       if (!result.ok) {
         this.#forget(handle);
@@ -251,6 +258,11 @@ export class PluginHost {
   #forget(handle: ConfHandle): void {
     if (this.#confsByRaw.get(handle.raw) === handle) this.#confsByRaw.delete(handle.raw);
     this.#confsById.delete(handle.id);
+  }
+
+  #startConfDeadline(pending: PendingConf): void {
+    pending.deadline = performance.now() + this.settings.timeoutMs;
+    this.#armDeadline(pending.deadline);
   }
 
   #sendConf(handle: ConfHandle): void {
