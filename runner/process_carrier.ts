@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ChannelReader, ChannelWriter, CONTROL_SLOT } from "../sandbox/channel.ts";
 import type { SandboxEvent, SandboxInit } from "../sandbox/process_main.ts";
@@ -117,15 +117,6 @@ function childEnv(plugins: readonly PluginSettings[], secret: string): Record<st
   return env;
 }
 
-function residentMb(pid: number): number | null {
-  try {
-    const statm = Deno.readTextFileSync(`/proc/${pid}/statm`);
-    return (Number(statm.split(" ")[1]) * 4096) / (1024 * 1024);
-  } catch {
-    return null;
-  }
-}
-
 /** Longest sandbox output line logged; the rest is cut. */
 const MAX_LINE = 8192;
 
@@ -189,6 +180,38 @@ async function pipeLines(
 /** What Deno prints when SIGUSR1 opened its inspector (Deno ≥ 2.9.2 does that in any process). */
 const INSPECTOR_BANNER = /^Debugger listening on /;
 
+/** How a sandbox process ended, from its exit status and the last lines it wrote. */
+function classifyExit(status: Deno.CommandStatus, tail: string, lost: string | null): Exit {
+  // V8 aborts with SIGTRAP (exit 133) after "Fatal JavaScript out of memory".
+  if (
+    status.signal === "SIGTRAP" || status.code === 133 || /out of memory|heap limit/i.test(tail)
+  ) {
+    return { cause: "oom", message: "the sandbox ran out of memory (V8 heap limit)" };
+  }
+  const how = status.signal ? `signal ${status.signal}` : `code ${status.code}`;
+  return {
+    cause: "crash",
+    message: lost ? `${lost} (the process ended with ${how})` : `the sandbox exited (${how})`,
+  };
+}
+
+/** Reads a process's resident memory, or null when it cannot (gone, or no permission). */
+function residentMb(pid: number): number | null {
+  try {
+    const statm = Deno.readTextFileSync(`/proc/${pid}/statm`);
+    return (Number(statm.split(" ")[1]) * 4096) / (1024 * 1024);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether this process may read other processes' /proc files: Deno 2.9 wants --allow-all for
+ * that, which `deno task start` does not grant. Without it only the sandbox's own report of its
+ * resident memory (see process_main.ts) enforces the limit.
+ */
+let canReadProc: boolean | null = null;
+
 /** A carrier that runs the sandbox in a child process. */
 export function processCarrier(
   key: string,
@@ -199,6 +222,9 @@ export function processCarrier(
   let writer: ChannelWriter | null = null;
   let pid: number | null = null;
   let killed: Exit | null = null;
+  // Why the runner lost the sandbox before it knew how the process ended (the exit status and
+  // the last lines on stderr tell that better: a heap exhaustion also closes the channel).
+  let lost: string | null = null;
   let watchdog: ReturnType<typeof setInterval> | undefined;
   const stderrTail: string[] = [];
   let resolveExit!: (exit: Exit) => void;
@@ -217,17 +243,24 @@ export function processCarrier(
     resolveExit(killed ?? exit);
   };
 
+  const sigkill = () => {
+    try {
+      child?.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  };
+
   const kill = (cause: FailureCause, message: string) => {
     killed ??= { cause, message };
-    if (child) {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // Already gone.
-      }
-    } else {
-      finish(killed);
-    }
+    if (child) sigkill();
+    else finish(killed);
+  };
+
+  const lose = (message: string) => {
+    lost ??= message;
+    if (child) sigkill();
+    else finish({ cause: "crash", message });
   };
 
   const start = async () => {
@@ -254,7 +287,7 @@ export function processCarrier(
         if (stderrTail.length > 20) stderrTail.shift();
         log.sandbox.warn("sandbox {sandbox} says: {line}", { sandbox: key, line });
       };
-      pipeLines(child.stderr, stderrLinesPerSecond, sandboxLog, (count) => {
+      const stderrDone = pipeLines(child.stderr, stderrLinesPerSecond, sandboxLog, (count) => {
         log.sandbox.warn("sandbox {sandbox}: dropped {count} output lines over the limit", {
           sandbox: key,
           count,
@@ -264,23 +297,17 @@ export function processCarrier(
           kill("violation", "the sandbox opened a V8 inspector (it was sent SIGUSR1)");
         }
       });
-      child.status.then((status) => {
-        const tail = stderrTail.join("\n");
-        const oom = status.signal === "SIGTRAP" || status.code === 133 ||
-          /out of memory|heap limit/i.test(tail);
-        finish({
-          cause: oom ? "oom" : "crash",
-          message: oom
-            ? "the sandbox ran out of memory (V8 heap limit)"
-            : `the sandbox exited (${
-              status.signal ? `signal ${status.signal}` : `code ${status.code}`
-            })`,
-        });
+      child.status.then(async (status) => {
+        if (status.signal !== "SIGTRAP" && status.code !== 133) {
+          // The last lines (an out-of-memory report) may still be in the pipe; wait a moment.
+          await Promise.race([stderrDone, new Promise((resolve) => setTimeout(resolve, 20))]);
+        }
+        finish(classifyExit(status, stderrTail.join("\n"), lost));
       });
 
       const { conn, reader } = await acceptWithSecret(listener, secret, exited);
       writer = new ChannelWriter(conn);
-      writer.onError = () => kill("crash", "the channel to the sandbox broke");
+      writer.onError = () => lose("the channel to the sandbox broke");
       const init: SandboxInit = {
         slots: plugins.map((settings) => ({
           name: settings.name,
@@ -289,16 +316,21 @@ export function processCarrier(
           logLinesPerSecond: settings.logLinesPerSecond,
         })),
         revoke: standalone ? revocations(plugins) : [],
+        memoryLimitMb,
       };
       writer.send(CONTROL_SLOT, new TextEncoder().encode(JSON.stringify(init)));
       readChannel(conn, reader);
-      watchdog = setInterval(() => {
-        const rss = pid === null ? null : residentMb(pid);
-        if (rss !== null && rss > memoryLimitMb) {
-          kill("oom", `resident memory ${Math.round(rss)} MiB exceeded ${memoryLimitMb} MiB`);
-        }
-      }, RSS_POLL_MS);
-      Deno.unrefTimer(watchdog);
+      canReadProc ??= residentMb(pid) !== null;
+      if (canReadProc) {
+        // A second watch from outside, for a sandbox whose own watch cannot run.
+        watchdog = setInterval(() => {
+          const rss = pid === null ? null : residentMb(pid);
+          if (rss !== null && rss > memoryLimitMb) {
+            kill("oom", `resident memory ${Math.round(rss)} MiB exceeded ${memoryLimitMb} MiB`);
+          }
+        }, RSS_POLL_MS);
+        Deno.unrefTimer(watchdog);
+      }
     } finally {
       listener.close();
       await Deno.remove(channel).catch(() => {});
@@ -312,6 +344,10 @@ export function processCarrier(
         if (!frame) break;
         if (frame.slot === CONTROL_SLOT) {
           const event = JSON.parse(new TextDecoder().decode(frame.batch)) as SandboxEvent;
+          if (event.event === "memory") {
+            kill("oom", event.message);
+            continue;
+          }
           const name = plugins[event.slot]?.name ?? `slot ${event.slot}`;
           kill(
             event.event === "violation" ? "violation" : "crash",
@@ -327,7 +363,7 @@ export function processCarrier(
       kill("violation", `the channel broke: ${(error as Error).message}`);
     }
     conn.close();
-    kill("crash", "the sandbox closed its channel");
+    lose("the sandbox closed its channel");
   };
 
   return {
