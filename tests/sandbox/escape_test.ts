@@ -7,7 +7,7 @@
  * @module
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
-import { ApisixConn, type Entry, type Reply } from "../support/apisix.ts";
+import type { ApisixConn, Entry, Reply } from "../support/apisix.ts";
 import {
   asStop,
   attackModule,
