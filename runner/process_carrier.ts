@@ -99,8 +99,10 @@ export function sandboxRunArgs(
 }
 
 /** Permission kinds a compiled sandbox drops entirely because none of its plugins has them. */
-function revocations(plugins: readonly PluginSettings[]): Deno.PermissionName[] {
+export function revocations(plugins: readonly PluginSettings[]): Deno.PermissionName[] {
   const revoke: Deno.PermissionName[] = ["run", "ffi"];
+  // Not read: the worker must still load its plugin's files (and per-path revocation cannot
+  // narrow a global grant). See docs/sandbox.md for what stays wider in a compiled binary.
   for (const kind of ["write", "net", "env", "sys"] as const) {
     if (union(plugins, kind).length === 0) revoke.push(kind);
   }
