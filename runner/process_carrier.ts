@@ -24,6 +24,14 @@ const HANDSHAKE_TIMEOUT_MS = 10_000;
 const RSS_POLL_MS = 100;
 /** What a sandbox process needs beyond its plugins' heap: the Deno runtime of two isolates. */
 const RUNTIME_OVERHEAD_MB = 96;
+/** What each further plugin worker of a shared group adds (an isolate with Node compatibility). */
+const WORKER_OVERHEAD_MB = 24;
+
+/** The resident-memory limit of a sandbox: the largest heap limit plus the runtime's share. */
+export function sandboxMemoryLimitMb(plugins: readonly PluginSettings[]): number {
+  return Math.max(...plugins.map((p) => p.memoryMb)) + RUNTIME_OVERHEAD_MB +
+    WORKER_OVERHEAD_MB * (plugins.length - 1);
+}
 
 // The code a sandbox loads under `deno run`: its own modules and their npm dependencies.
 const SANDBOX_CODE = ["main.ts", "mod.ts", "sandbox", "api", "protocol", "node_modules"]
@@ -232,7 +240,7 @@ export function processCarrier(
   let resolveExit!: (exit: Exit) => void;
   const exited = new Promise<Exit>((resolve) => resolveExit = resolve);
   let ended = false;
-  const memoryLimitMb = Math.max(...plugins.map((p) => p.memoryMb)) + RUNTIME_OVERHEAD_MB;
+  const memoryLimitMb = sandboxMemoryLimitMb(plugins);
   const stderrLinesPerSecond = Math.max(
     10,
     plugins.reduce((sum, p) => sum + p.logLinesPerSecond, 0),

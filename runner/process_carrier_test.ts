@@ -1,6 +1,6 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { parseConfig, type PluginSettings } from "./config.ts";
-import { revocations, sandboxRunArgs } from "./process_carrier.ts";
+import { revocations, sandboxMemoryLimitMb, sandboxRunArgs } from "./process_carrier.ts";
 import { workerPermissions } from "./worker_permissions.ts";
 
 const CHANNEL = "/tmp/a6-deno-runner-x/plugin_p-1.sock";
@@ -54,6 +54,9 @@ Deno.test("a shared group gets the union of its plugins' grants and the largest 
   });
   const args = sandboxRunArgs(group, CHANNEL);
   ok(args.includes("--v8-flags=--max-old-space-size=128"));
+  // The resident-memory limit grows with the group's workers.
+  equal(sandboxMemoryLimitMb(group), 128 + 96 + 24);
+  equal(sandboxMemoryLimitMb(group.slice(0, 1)), 64 + 96);
   const read = flag(args, "allow-read")!;
   for (const p of ["/opt/a", "/opt/b", "/data/a"]) ok(read.includes(p), p);
   deepEqual(flag(args, "allow-net"), ["a.example:443", `unix:${CHANNEL}`]);
