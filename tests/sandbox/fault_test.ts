@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { deepEqual, equal, match, ok } from "node:assert/strict";
+import { deepEqual, equal, match, notEqual, ok } from "node:assert/strict";
 import type { ApisixConn, Reply } from "../support/apisix.ts";
 import { attackModule, type Harness, sleep, startHarness, stopBody } from "./harness.ts";
 
@@ -32,6 +32,7 @@ const CONFIG = {
     unhandled: own("unhandled.ts"),
     big_reply: own("big_reply.ts"),
     crash_loop: own("crash_loop.ts", { memoryMb: 32, timeoutMs: 20_000, failure: "open" }),
+    slow_conf: own("slow_conf.ts"),
   },
 };
 
@@ -230,6 +231,26 @@ Deno.test({
         equal(h.supervisor("big_reply").restarts, 0);
         await say.check();
       });
+
+      await t.step(
+        "a killed sandbox: confs are parsed again before the calls waiting on them",
+        async () => {
+          const conn = await h.connect();
+          conns.push(conn);
+          const token = await conn.token([["slow_conf", JSON.stringify({ answer: "rebuilt" })]]);
+          equal(stopBody((await conn.reqCall({ token })).reply), "rebuilt");
+          const pid = h.supervisor("slow_conf").pid!;
+          Deno.kill(pid, "SIGKILL");
+          await h.waitForLine(/sandbox plugin:slow_conf ended: .*SIGKILL/);
+          // Sent while the sandbox restarts: it travels with the replayed conf and must wait for
+          // its 150 ms parseConf (a call that overtook it would skip the plugin: a NONE reply).
+          const { reply } = await conn.reqCall({ token });
+          equal(stopBody(reply), "rebuilt");
+          equal(h.supervisor("slow_conf").restarts, 1);
+          notEqual(h.supervisor("slow_conf").pid, pid);
+          equal(h.counts("slow_conf").bad_conf, 0);
+        },
+      );
 
       await t.step("a plugin that keeps crashing is marked unavailable, once", async () => {
         const { conn, token } = await route("crash_loop");
