@@ -33,6 +33,7 @@ const CONFIG = {
     big_reply: own("big_reply.ts"),
     crash_loop: own("crash_loop.ts", { memoryMb: 32, timeoutMs: 20_000, failure: "open" }),
     slow_conf: own("slow_conf.ts"),
+    inline_hang: own("inline_hang.ts", { isolation: "inline", timeoutMs: 300 }),
   },
 };
 
@@ -148,6 +149,17 @@ Deno.test({
           log: /killing sandbox plugin:never_settles: call exceeded its deadline of 300 ms/,
           withinMs: 300 + 50,
         });
+      });
+
+      await t.step("an inline plugin that hangs: deadline, worker replaced", async () => {
+        await killCase({
+          plugin: "inline_hang",
+          policy: CLOSED,
+          cause: "timeout",
+          log: /killing sandbox inline:inline_hang: call exceeded its deadline of 300 ms/,
+          withinMs: 300 + 50,
+        });
+        equal(h.supervisor("inline_hang").pid, null);
       });
 
       await t.step("a heap bomb: the V8 heap limit ends the sandbox", async () => {
