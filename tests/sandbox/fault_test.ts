@@ -264,6 +264,25 @@ Deno.test({
         },
       );
 
+      await t.step("SIGUSR1 from outside opens an inspector: the tripwire kills it", async () => {
+        // No plugin can send it (see the escape suite); another local process could. Deno
+        // installs its SIGUSR1 handler 500 ms after start.
+        const { conn, token } = await route("throws");
+        const restarts = h.supervisor("throws").restarts;
+        await sleep(600);
+        Deno.kill(h.supervisor("throws").pid!, "SIGUSR1");
+        const line = await h.waitForLine(
+          /killing|sandbox plugin:throws ended|Debugger listening|inspector/i,
+          5000,
+        );
+        if (/Debugger listening/.test(line) || /killing/.test(line)) {
+          await h.waitForLine(/sandbox plugin:throws ended: the sandbox opened a V8 inspector/);
+        }
+        await servesAgain(conn, token, CLOSED);
+        ok(h.supervisor("throws").restarts >= restarts + 1);
+        await say.check();
+      });
+
       await t.step("a plugin that keeps crashing is marked unavailable, once", async () => {
         const { conn, token } = await route("crash_loop");
         const none = { rpc: 2, id: 9, action: "none" };
