@@ -10,37 +10,15 @@ import { deepEqual, equal, match, ok } from "node:assert/strict";
 import type { ApisixConn, Entry, Reply } from "../support/apisix.ts";
 import {
   asStop,
-  attackModule,
-  type Harness,
+  startBystander,
   startHarness,
   stopBody,
   stopHeader,
   SUITE_DIR,
+  suitePlugin,
 } from "./harness.ts";
 
 const PERMISSION = /^(NotCapable|PermissionDenied)$/;
-
-/** A plugin on another route and connection that must keep answering. */
-class Bystander {
-  #conn: ApisixConn;
-  #token: number;
-  private constructor(conn: ApisixConn, token: number) {
-    this.#conn = conn;
-    this.#token = token;
-  }
-  static async start(h: Harness): Promise<Bystander> {
-    const conn = await h.connect();
-    const token = await conn.token([["say", JSON.stringify({ body: "bystander ok" })]]);
-    return new Bystander(conn, token);
-  }
-  async check(): Promise<void> {
-    const { reply } = await this.#conn.reqCall({ id: 1, token: this.#token });
-    equal(stopBody(reply), "bystander ok");
-  }
-  close(): void {
-    this.#conn.close();
-  }
-}
 
 /** The routes a denied attack reports, with the error name each one met. */
 function deniedRoutes(reply: Reply): Map<string, string> {
@@ -88,10 +66,7 @@ function httpServer(body: string): Promise<number> {
 const grantedPort = await httpServer("granted server");
 const otherPort = await httpServer("other server");
 
-const own = (file: string, extra: Record<string, unknown> = {}) => ({
-  module: attackModule(file),
-  ...extra,
-});
+const own = suitePlugin;
 
 const CONFIG = {
   bundled: false,
@@ -131,7 +106,7 @@ Deno.test({
   sanitizeResources: false,
   async fn(t) {
     const h = await startHarness(CONFIG);
-    const bystander = await Bystander.start(h);
+    const bystander = await startBystander(h);
     const conns: ApisixConn[] = [];
 
     /** Runs `plugin` on its own route and connection while the bystander keeps answering. */

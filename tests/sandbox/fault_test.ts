@@ -9,14 +9,11 @@
  */
 import { deepEqual, equal, match, notEqual, ok } from "node:assert/strict";
 import type { ApisixConn, Reply } from "../support/apisix.ts";
-import { attackModule, type Harness, sleep, startHarness, stopBody } from "./harness.ts";
+import { sleep, startBystander, startHarness, stopBody, suitePlugin } from "./harness.ts";
 
 const CLOSED: Reply = { rpc: 0, code: 1 };
 
-const own = (file: string, extra: Record<string, unknown> = {}) => ({
-  module: attackModule(file),
-  ...extra,
-});
+const own = suitePlugin;
 
 const CONFIG = {
   bundled: false,
@@ -37,19 +34,6 @@ const CONFIG = {
   },
 };
 
-/** `say` on another route and connection, checked before, during and after each fault. */
-async function bystander(h: Harness): Promise<{ check(): Promise<void>; close(): void }> {
-  const conn = await h.connect();
-  const token = await conn.token([["say", JSON.stringify({ body: "bystander ok" })]]);
-  return {
-    async check() {
-      const { reply } = await conn.reqCall({ id: 1, token });
-      equal(stopBody(reply), "bystander ok");
-    },
-    close: () => conn.close(),
-  };
-}
-
 /** The time from writing a call to reading its reply. */
 async function timed(conn: ApisixConn, token: number, go: boolean) {
   const started = performance.now();
@@ -64,7 +48,7 @@ Deno.test({
   sanitizeResources: false,
   async fn(t) {
     const h = await startHarness(CONFIG);
-    const say = await bystander(h);
+    const say = await startBystander(h);
     const conns: ApisixConn[] = [];
     const servingAgainMs: number[] = [];
 

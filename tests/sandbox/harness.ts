@@ -8,6 +8,7 @@
  * @module
  */
 import { configureSync, getLogfmtFormatter, resetSync } from "@logtape/logtape";
+import { equal } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { parseConfig } from "../../runner/config.ts";
 import type { PluginHost } from "../../runner/plugin_host.ts";
@@ -19,9 +20,33 @@ import { ApisixConn, latin1, type Reply } from "../support/apisix.ts";
 /** Where relative module paths in a harness configuration start. */
 export const SUITE_DIR: string = fileURLToPath(new URL("./", import.meta.url));
 
-/** A plugin module of this suite, as a configuration `module` value. */
-export function attackModule(file: string): string {
-  return `./plugins/${file}`;
+/** A configuration entry for plugin module `file` of this suite, with `settings` added. */
+export function suitePlugin(
+  file: string,
+  settings: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return { module: `./plugins/${file}`, ...settings };
+}
+
+/** Bundled `say` on a route and connection of its own: it must keep answering, always. */
+export interface Bystander {
+  /** One call; asserts the answer. */
+  check(): Promise<void>;
+  /** Closes its connection. */
+  close(): void;
+}
+
+/** Starts a {@linkcode Bystander} (the configuration must include `say`). */
+export async function startBystander(h: Harness): Promise<Bystander> {
+  const conn = await h.connect();
+  const token = await conn.token([["say", JSON.stringify({ body: "bystander ok" })]]);
+  return {
+    async check() {
+      const { reply } = await conn.reqCall({ id: 1, token });
+      equal(stopBody(reply), "bystander ok");
+    },
+    close: () => conn.close(),
+  };
 }
 
 /** A runner served by the test process. */
