@@ -9,8 +9,7 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { ApisixConn } from "../support/apisix.ts";
 import { type RunningRunner, startRunner } from "../support/runner.ts";
-import { SUITE_DIR } from "./harness.ts";
-import { stopBody, stopHeader } from "./harness.ts";
+import { stopBody, stopHeader, SUITE_DIR } from "./harness.ts";
 
 const CONFIG = {
   bundled: false,
