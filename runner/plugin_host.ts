@@ -103,6 +103,8 @@ export class PluginHost {
   readonly log: Logger;
   readonly counters: OutcomeCounters = new OutcomeCounters();
   readonly latency: Histogram = new Histogram();
+  /** Times the plugin's sandbox was started again after it ended. */
+  restarts = 0;
   /** Whether the plugin has a requestFilter / responseFilter (known once it loaded). */
   filters = { request: false, response: false };
 
@@ -165,6 +167,9 @@ export class PluginHost {
     this.#batchesInFlight = 0;
     this.#out.out.reset();
     for (const handle of this.#confsById.values()) this.#sendConf(handle);
+    for (const pending of this.#confsPending.values()) {
+      if (pending.deadline === Infinity) this.#startConfDeadline(pending);
+    }
     for (const call of this.#calls.values()) call.sent = false;
     this.#pump();
     this.#queueFlush();
@@ -213,20 +218,27 @@ export class PluginHost {
 
   /** Parses a conf in the plugin's sandbox; resolves to its handle or why it cannot be used. */
   async prepare(raw: string): Promise<PrepareResult> {
-    if (this.#unavailable) return { ok: false, cause: "unavailable", message: this.#unavailable };
+    if (this.#unavailable) {
+      this.counters.add("unavailable");
+      return { ok: false, cause: "unavailable", message: this.#unavailable };
+    }
     const handle: ConfHandle = { id: this.#nextConfId++, raw };
     if (this.#nextConfId > MAX_ID) this.#nextConfId = 1;
     this.#confsById.set(handle.id, handle);
     const result = await new Promise<ConfResult>((settle) => {
-      const deadline = performance.now() + this.settings.timeoutMs;
-      this.#confsPending.set(handle.id, { handle, deadline, settle });
-      this.#armDeadline(deadline);
-      if (this.#link) this.#sendConf(handle);
-      else this.#events.wake(this);
+      // parseConf's deadline starts when the conf reaches a running sandbox: a cold start
+      // (bounded by the supervisor) must not reject the conf, which would leave the route
+      // without the plugin.
+      const pending: PendingConf = { handle, deadline: Infinity, settle };
+      this.#confsPending.set(handle.id, pending);
+      if (this.#link) {
+        this.#startConfDeadline(pending);
+        this.#sendConf(handle);
+      } else this.#events.wake(this);
     });
     if (result.ok) return { ok: true, handle };
     this.#confsById.delete(handle.id);
-    if (result.cause === "bad_conf") this.counters.add("bad_conf");
+    this.counters.add(result.cause);
     return result;
   }
 
@@ -238,6 +250,11 @@ export class PluginHost {
       this.#out.end();
       this.#queueFlush();
     }
+  }
+
+  #startConfDeadline(pending: PendingConf): void {
+    pending.deadline = performance.now() + this.settings.timeoutMs;
+    this.#armDeadline(pending.deadline);
   }
 
   #sendConf(handle: ConfHandle): void {
@@ -464,6 +481,7 @@ export class PluginHost {
               const handle = this.#confsById.get(id);
               if (kind === Kind.ConfFailed && handle) {
                 this.log.warn("a conf no longer parses after a restart: {reason}", { reason });
+                this.counters.add("bad_conf");
                 this.#confsById.delete(handle.id);
               }
               return;

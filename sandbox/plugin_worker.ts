@@ -18,7 +18,7 @@ import { HttpReqCallReq } from "../protocol/gen/http_req_call_req.ts";
 import { HttpRespCallReq } from "../protocol/gen/http_resp_call_req.ts";
 import { ByteBuffer } from "flatbuffers";
 import { BatchWriter, FailCause, Info, Kind, LogLevel, Phase, readMessages } from "./messages.ts";
-import { captureConsole, consoleLimits } from "./console_capture.ts";
+import { captureConsole } from "./console_capture.ts";
 
 /** The first message a plugin worker receives. */
 export interface WorkerInit {
@@ -48,7 +48,7 @@ function queueFlush(): void {
   queueMicrotask(flush);
 }
 
-captureConsole(caps.inspect, (level, line) => {
+const pluginLog = captureConsole(caps.inspect, (level, line) => {
   out.begin(Kind.Log).u8(level).rawUtf8(line);
   out.end();
   queueFlush();
@@ -109,9 +109,8 @@ class WorkerCall implements CallHost {
   }
 
   warn(message: string): void {
-    out.begin(Kind.Log).u8(LogLevel.Warn).rawUtf8(message);
-    out.end();
-    queueFlush();
+    // Under the same per-second limit as the plugin's console.
+    pluginLog.line(LogLevel.Warn, message);
   }
 
   answer(askId: number, value: Uint8Array | null): void {
@@ -283,7 +282,7 @@ function onBatch(batch: Uint8Array): void {
 }
 
 async function load(init: WorkerInit): Promise<void> {
-  consoleLimits.linesPerSecond = init.logLinesPerSecond;
+  pluginLog.setLimit(init.logLinesPerSecond);
   pluginName = init.name;
   try {
     const module = await import(init.module);

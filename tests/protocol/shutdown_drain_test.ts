@@ -4,7 +4,6 @@
  */
 import { equal } from "node:assert/strict";
 import { ApisixConn, encodeReqCall, RPC } from "../support/apisix.ts";
-import { asStop } from "../support/replies.ts";
 import { startRunner } from "../support/runner.ts";
 
 Deno.test("a request written right before SIGTERM on an idle connection is answered", async () => {
