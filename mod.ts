@@ -7,6 +7,14 @@
  * `ext-plugin-post-resp`. The runner runs each plugin in a permission-restricted worker inside
  * a sandbox process and speaks APISIX's ext-plugin protocol for it.
  *
+ * - {@linkcode PluginRequest}: the request (`req`): method, path, headers, args, variables,
+ *   body. Reading never counts as a change; every write becomes part of the rewrite.
+ * - {@linkcode PluginResponse}: the client response (`res`) of the request phase: set `status`
+ *   or `body` to answer the client yourself, or only `headers` to add headers to the upstream's
+ *   response.
+ * - {@linkcode UpstreamResponse}: the upstream response in `responseFilter`.
+ * - `@apisix/deno-plugin-runner/testing`: run a plugin in a unit test, without APISIX.
+ *
  * @example A plugin that adds a header and answers some requests itself
  * ```ts
  * import { definePlugin } from "@apisix/deno-plugin-runner";

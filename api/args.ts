@@ -106,6 +106,23 @@ export class ArgStore implements ArgMap {
     return this.entries();
   }
 
+  /** How `console.log` and assertion messages show args (else as an empty object). */
+  [Symbol.for("Deno.customInspect")](
+    inspect: (value: unknown, options?: unknown) => string,
+    options: unknown,
+  ): string {
+    return `Args ${inspect(Object.fromEntries(this.#values), options)}`;
+  }
+
+  /** The same for `node:util` (used by `node:assert`). */
+  [Symbol.for("nodejs.util.inspect.custom")](
+    _depth: number,
+    options: unknown,
+    inspect: (value: unknown, options?: unknown) => string,
+  ): string {
+    return `Args ${inspect(Object.fromEntries(this.#values), options)}`;
+  }
+
   raw(): Array<[string, string | null]> {
     const out: Array<[string, string | null]> = [];
     for (const [name, list] of this.#values) for (const value of list) out.push([name, value]);

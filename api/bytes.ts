@@ -178,7 +178,8 @@ export class ByteReader {
   readonly bytes: Uint8Array;
   #view: DataView;
   offset: number;
-  readonly end: number;
+  /** Where reading stops; may be moved to read one record of a larger buffer at a time. */
+  end: number;
 
   constructor(bytes: Uint8Array, offset = 0, end = bytes.length) {
     this.bytes = bytes;

@@ -138,6 +138,23 @@ export class HeaderStore implements HeaderMap {
     return this.entries();
   }
 
+  /** How `console.log` and assertion messages show headers (else as an empty object). */
+  [Symbol.for("Deno.customInspect")](
+    inspect: (value: unknown, options?: unknown) => string,
+    options: unknown,
+  ): string {
+    return `Headers ${inspect(Object.fromEntries(this.#values), options)}`;
+  }
+
+  /** The same for `node:util` (used by `node:assert`). */
+  [Symbol.for("nodejs.util.inspect.custom")](
+    _depth: number,
+    options: unknown,
+    inspect: (value: unknown, options?: unknown) => string,
+  ): string {
+    return `Headers ${inspect(Object.fromEntries(this.#values), options)}`;
+  }
+
   /** Names changed since creation, or `null`. */
   get changed(): ReadonlySet<string> | null {
     return this.#changed;

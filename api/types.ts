@@ -103,7 +103,23 @@ export interface ArgMap extends Iterable<[string, string]> {
   toString(): string;
 }
 
-/** An HTTP method APISIX can forward to a runner. */
+/**
+ * An HTTP method APISIX can forward to a runner (APISIX answers other methods itself).
+ *
+ * @example Only letting reads through
+ * ```ts
+ * import { definePlugin, type HttpMethod } from "@apisix/deno-plugin-runner";
+ *
+ * const READS: ReadonlySet<HttpMethod> = new Set(["GET", "HEAD", "OPTIONS"]);
+ *
+ * export default definePlugin({
+ *   name: "read-only",
+ *   requestFilter(_conf, req, res) {
+ *     if (!READS.has(req.method)) res.status = 405;
+ *   },
+ * });
+ * ```
+ */
 export type HttpMethod =
   | "GET"
   | "HEAD"
@@ -163,8 +179,11 @@ export interface PluginRequest {
    * APISIX once per call and cached; `null` when it is unset.
    */
   var(name: string): Promise<string | null>;
-  /** The request body, asked from APISIX once per call (empty when there is none). */
-  body(): Promise<Uint8Array>;
+  /**
+   * The request body, asked from APISIX once per call (empty when there is none). The bytes are
+   * backed by an `ArrayBuffer`, so Web APIs such as `crypto.subtle.digest` take them as they are.
+   */
+  body(): Promise<Uint8Array<ArrayBuffer>>;
   /** The request body decoded as UTF-8. */
   text(): Promise<string>;
   /** The request body parsed as JSON. */
@@ -244,8 +263,11 @@ export interface UpstreamResponse {
   readonly headers: HeaderMap;
   /** The upstream headers exactly as received, names in their original case, in order. */
   readonly rawHeaders: ReadonlyArray<readonly [string, string]>;
-  /** The upstream body, asked from APISIX at most once per call (APISIX ≥ 3.0). */
-  body(): Promise<Uint8Array>;
+  /**
+   * The upstream body, asked from APISIX at most once per call however often it is read
+   * (APISIX ≥ 3.0), backed by an `ArrayBuffer`.
+   */
+  body(): Promise<Uint8Array<ArrayBuffer>>;
   /** The upstream body decoded as UTF-8. */
   text(): Promise<string>;
   /** The upstream body parsed as JSON. */
@@ -260,7 +282,9 @@ export interface UpstreamResponse {
  * A plugin: the default export of a plugin module.
  *
  * `parseConf` runs once per route conf (each PrepareConf) inside the plugin's sandbox; what it
- * returns is handed to every filter call of that route, so per-route state belongs there. When
+ * returns is handed to every filter call of that route, so per-route state belongs there (the
+ * runner parses each distinct conf string once, so routes with identical conf strings share the
+ * result, and parses it again after the plugin's sandbox restarts). When
  * it throws, the route runs without this plugin and the runner logs the plugin, the route key
  * and the reason. Without `parseConf`, the conf string is parsed as JSON.
  *

@@ -97,6 +97,11 @@ export function formatIp(bytes: Uint8Array | null): string {
   return `${head}::${tail}`;
 }
 
+/** `bytes` typed as backed by an `ArrayBuffer` (what Web APIs such as `crypto.subtle` take). */
+function owned(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  return bytes.buffer instanceof ArrayBuffer ? bytes as Uint8Array<ArrayBuffer> : bytes.slice();
+}
+
 function toBytes(body: string | Uint8Array): Uint8Array {
   return typeof body === "string" ? encodeUtf8(body) : body;
 }
@@ -120,10 +125,33 @@ function headerPairs(entries: Array<[Uint8Array, Uint8Array | null]>): Array<[st
   return entries.map(([name, value]) => [decodeLatin1(name), value ? decodeLatin1(value) : ""]);
 }
 
+/**
+ * Decodes UTF-8 and remembers the original bytes of any text that was not valid UTF-8, so a
+ * value the plugin reads and sends back unchanged (an arg kept beside a changed one, a path it
+ * rewrites to itself) keeps the exact bytes it came with.
+ */
+class Utf8Memo {
+  #raw: Map<string, Uint8Array> | null = null;
+
+  decode(bytes: Uint8Array): string {
+    const text = decodeUtf8(bytes);
+    if (text.includes("\uFFFD")) {
+      const again = encodeUtf8(text);
+      const valid = again.length === bytes.length && again.every((b, i) => b === bytes[i]);
+      if (!valid) (this.#raw ??= new Map()).set(text, bytes);
+    }
+    return text;
+  }
+
+  encode(text: string): Uint8Array {
+    return this.#raw?.get(text) ?? encodeUtf8(text);
+  }
+}
+
 /** Caches ExtraInfo answers for one call, so each is asked at most once. */
 class Asked {
   #vars = new Map<string, Promise<string | null>>();
-  #bodies = new Map<string, Promise<Uint8Array>>();
+  #bodies = new Map<string, Promise<Uint8Array<ArrayBuffer>>>();
 
   constructor(private host: CallHost) {}
 
@@ -137,10 +165,10 @@ class Asked {
     return value;
   }
 
-  body(kind: "reqBody" | "respBody"): Promise<Uint8Array> {
+  body(kind: "reqBody" | "respBody"): Promise<Uint8Array<ArrayBuffer>> {
     let body = this.#bodies.get(kind);
     if (!body) {
-      body = this.host.ask(kind).then((bytes) => bytes ?? new Uint8Array());
+      body = this.host.ask(kind).then((bytes) => bytes ? owned(bytes) : new Uint8Array());
       this.#bodies.set(kind, body);
     }
     return body;
@@ -157,10 +185,11 @@ function splitQuery(path: string): [string, Array<[string, string]>] {
 export class RequestView implements PluginRequest {
   #req: HttpReqCallReq;
   #overlay: Patch | null;
-  #asked: Asked;
+  #asked: Asked | null = null;
   #host: CallHost;
   #path: string | null = null;
   #pathChanged = false;
+  #utf8 = new Utf8Memo();
   #headers: HeaderStore | null = null;
   #args: ArgStore | null = null;
   #newBody: Uint8Array | null = null;
@@ -169,7 +198,6 @@ export class RequestView implements PluginRequest {
     this.#req = req;
     this.#overlay = overlay;
     this.#host = host;
-    this.#asked = new Asked(host);
   }
 
   get id(): number {
@@ -188,7 +216,7 @@ export class RequestView implements PluginRequest {
     if (this.#path === null) {
       const bytes = this.#overlay?.path ??
         (this.#req.path(Encoding.UTF8_BYTES) as Uint8Array | null);
-      this.#path = bytes ? decodeUtf8(bytes) : "/";
+      this.#path = bytes ? this.#utf8.decode(bytes) : "/";
     }
     return this.#path;
   }
@@ -236,12 +264,12 @@ export class RequestView implements PluginRequest {
       const args = new ArgStore(
         readEntries(req.argsLength(), (i, e) => req.args(i, e)).map((
           [name, value],
-        ) => [decodeUtf8(name), value ? decodeUtf8(value) : null]),
+        ) => [this.#utf8.decode(name), value ? this.#utf8.decode(value) : null]),
       );
       for (const [name, values] of this.#overlay?.args ?? []) {
         args.restore(
-          decodeUtf8(encodeLatin1(name)),
-          values.map((v) => v === null ? null : decodeUtf8(v)),
+          this.#utf8.decode(encodeLatin1(name)),
+          values.map((v) => v === null ? null : this.#utf8.decode(v)),
         );
       }
       this.#args = args;
@@ -250,12 +278,14 @@ export class RequestView implements PluginRequest {
   }
 
   var(name: string): Promise<string | null> {
-    return this.#asked.var(name);
+    return (this.#asked ??= new Asked(this.#host)).var(name);
   }
 
-  body(): Promise<Uint8Array> {
+  body(): Promise<Uint8Array<ArrayBuffer>> {
     const replaced = this.#newBody ?? this.#overlay?.requestBody;
-    return replaced ? Promise.resolve(replaced) : this.#asked.body("reqBody");
+    return replaced
+      ? Promise.resolve(owned(replaced))
+      : (this.#asked ??= new Asked(this.#host)).body("reqBody");
   }
 
   async text(): Promise<string> {
@@ -277,21 +307,28 @@ export class RequestView implements PluginRequest {
 
   /** Adds this view's changes to `patch`. */
   collect(patch: Patch): void {
-    if (this.#pathChanged) patch.path = encodeUtf8(this.#path!);
+    if (this.#pathChanged) patch.path = this.#utf8.encode(this.#path!);
     const headers = this.#headers;
     if (headers?.changed) {
       patch.headers = new Map();
       for (const name of headers.changed) {
-        patch.headers.set(name, headers.valuesOf(name).map(encodeLatin1));
+        const values = headers.valuesOf(name);
+        // APISIX would blank $upstream_host: the upstream request would go without a Host.
+        if (name === "host" && values.length === 0) {
+          this.#host.warn("ignored deleting the host header: APISIX cannot proxy without one");
+          continue;
+        }
+        patch.headers.set(name, values.map(encodeLatin1));
       }
+      if (patch.headers.size === 0) patch.headers = null;
     }
     const args = this.#args;
     if (args?.changed) {
       patch.args = new Map();
       for (const name of args.changed) {
         patch.args.set(
-          decodeLatin1(encodeUtf8(name)),
-          args.valuesOf(name).map((v) => v === null ? null : encodeUtf8(v)),
+          decodeLatin1(this.#utf8.encode(name)),
+          args.valuesOf(name).map((v) => v === null ? null : this.#utf8.encode(v)),
         );
       }
     }
@@ -389,7 +426,7 @@ export class ResponseWriter implements PluginResponse {
 export class UpstreamResponseView implements UpstreamResponse {
   #req: HttpRespCallReq;
   #overlay: Patch | null;
-  #asked: Asked;
+  #asked: Asked | null = null;
   #host: CallHost;
   #status = 0;
   #raw: Array<[string, string]> | null = null;
@@ -400,7 +437,6 @@ export class UpstreamResponseView implements UpstreamResponse {
     this.#req = req;
     this.#overlay = overlay;
     this.#host = host;
-    this.#asked = new Asked(host);
   }
 
   get id(): number {
@@ -439,9 +475,11 @@ export class UpstreamResponseView implements UpstreamResponse {
     return this.#headers;
   }
 
-  body(): Promise<Uint8Array> {
+  body(): Promise<Uint8Array<ArrayBuffer>> {
     const replaced = this.#newBody ?? this.#overlay?.responseBody;
-    return replaced ? Promise.resolve(replaced) : this.#asked.body("respBody");
+    return replaced
+      ? Promise.resolve(owned(replaced))
+      : (this.#asked ??= new Asked(this.#host)).body("respBody");
   }
 
   async text(): Promise<string> {
@@ -462,7 +500,7 @@ export class UpstreamResponseView implements UpstreamResponse {
   }
 
   var(name: string): Promise<string | null> {
-    return this.#asked.var(name);
+    return (this.#asked ??= new Asked(this.#host)).var(name);
   }
 
   /** Adds this view's changes to `patch`. */

@@ -1,14 +1,20 @@
 /**
- * `say`: answers the request itself with a fixed body (the Go runner's `say`, extended).
+ * `say`: answers the request itself, without proxying it (the Go runner's `say`, extended).
  *
- * Conf: `{"body": "hello", "status": 200, "headers": {"x-a": "1", "x-b": ["1", "2"]}}`;
- * `body` is required, `status` defaults to 200, a header value may be a list.
+ * Conf: `{"body": "hello", "status": 200, "headers": {"x-a": "1", "x-b": ["1", "2"]}}`.
+ * `body` is required (it may be `""`), `status` defaults to 200, and a header value may be a
+ * list, which sends the header once per value.
+ *
+ * Unlike the Go runner's `say`, which passes a request through when `body` is `""` and always
+ * adds `X-Resp-A6-Runner: Go`, this one always answers and adds only the configured headers.
  *
  * @module
  */
 import { definePlugin } from "../mod.ts";
+import { Fields, headerPairs, headerValue } from "./conf_reader.ts";
 
-interface SayConf {
+/** The parsed conf. */
+export interface SayConf {
   body: string;
   status: number;
   headers: Array<[string, string]>;
@@ -17,21 +23,15 @@ interface SayConf {
 export default definePlugin<SayConf>({
   name: "say",
   parseConf(raw) {
-    const conf = JSON.parse(raw);
-    if (typeof conf !== "object" || conf === null) throw new TypeError("conf must be an object");
-    if (typeof conf.body !== "string") throw new TypeError("body must be a string");
-    const status = conf.status ?? 200;
-    if (!Number.isInteger(status) || status < 100 || status > 599) {
-      throw new TypeError("status must be an integer from 100 to 599");
-    }
-    const headers: Array<[string, string]> = [];
-    for (const [name, value] of Object.entries(conf.headers ?? {})) {
-      for (const v of Array.isArray(value) ? value : [value]) {
-        if (typeof v !== "string") throw new TypeError(`header ${name} must be a string or a list`);
-        headers.push([name, v]);
-      }
-    }
-    return { body: conf.body, status, headers };
+    const conf = Fields.parse(raw, ["body", "status", "headers"]);
+    const headers = conf.object("headers");
+    return {
+      body: conf.string("body"),
+      status: conf.integer("status", 100, 599, 200),
+      headers: headers
+        ? headerPairs(headers).map(([name, text]) => [name, headerValue(headers.at(name), text)])
+        : [],
+    };
   },
   requestFilter(conf, _req, res) {
     for (const [name, value] of conf.headers) res.headers.append(name, value);

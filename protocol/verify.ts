@@ -71,6 +71,7 @@ function fail(message: string): never {
   throw new MalformedPayloadError(message);
 }
 
+// `where` names the table in error messages; nested locations are built only on failure.
 function verifyTable(view: DataView, table: number, shape: TableShape, where: string): void {
   const size = view.byteLength;
   if (table % 4 !== 0 || table + 4 > size) fail(`${where}: table offset ${table} out of bounds`);
@@ -100,23 +101,18 @@ function verifyTable(view: DataView, table: number, shape: TableShape, where: st
     if (fieldOffset + 4 > tableSize) fail(`${where}: field ${id} outside its table`);
     const target = at + view.getUint32(at, true);
     if (kind === "string" || kind === "bytes") {
-      verifyVector(view, target, 1, kind === "string", `${where}.${id}`);
+      verifyVector(view, target, 1, kind === "string", where, id);
     } else if ("tableVector" in kind) {
-      const count = verifyVector(view, target, 4, false, `${where}.${id}`);
+      const count = verifyVector(view, target, 4, false, where, id);
       for (let i = 0; i < count; i++) {
         const slot = target + 4 + 4 * i;
-        verifyTable(
-          view,
-          slot + view.getUint32(slot, true),
-          kind.tableVector,
-          `${where}.${id}[${i}]`,
-        );
+        verifyTable(view, slot + view.getUint32(slot, true), kind.tableVector, where);
       }
     } else {
       const typeOffset = view.getUint16(vtable + 4 + 2 * (id - 1), true);
       const type = typeOffset === 0 ? 0 : view.getUint8(table + typeOffset);
       const member = kind.union[type - 1];
-      if (member) verifyTable(view, target, member, `${where}.${id}`);
+      if (member) verifyTable(view, target, member, where);
     }
   }
 }
@@ -127,11 +123,14 @@ function verifyVector(
   elementSize: number,
   terminated: boolean,
   where: string,
+  field: number,
 ): number {
   const size = view.byteLength;
-  if (at % 4 !== 0 || at + 4 > size) fail(`${where}: vector offset ${at} out of bounds`);
+  if (at % 4 !== 0 || at + 4 > size) fail(`${where}.${field}: vector offset ${at} out of bounds`);
   const count = view.getUint32(at, true);
   const end = at + 4 + count * elementSize + (terminated ? 1 : 0);
-  if (end > size) fail(`${where}: ${count} elements run past the end of the payload`);
+  if (end > size) {
+    fail(`${where}.${field}: ${count} elements run past the end of the payload`);
+  }
   return count;
 }

@@ -39,6 +39,7 @@ export class CallState implements CallContext {
   #queue: Promise<unknown> = Promise.resolve();
   #current: ChainLink | null = null;
   #gone = false;
+  #over = false;
   #span: RpcSpan | null;
 
   /** `span` traces the call when tracing is on (see `tracing.ts`). */
@@ -58,12 +59,16 @@ export class CallState implements CallContext {
       if (this.#gone) return Promise.reject(new ConnectionGoneError());
       this.#span?.ask(info, name);
       // One question at a time on the wire, in the order they were asked.
-      answer = this.#queue.then(() =>
-        this.#apisix(info, info === "var" ? encodeUtf8(name) : undefined)
-      );
+      answer = this.#queue.then(() => {
+        // Queued behind a question that outlived the call: APISIX is owed nothing more.
+        if (this.#over) throw new Error("the call was already answered");
+        return this.#apisix(info, info === "var" ? encodeUtf8(name) : undefined);
+      });
       this.#queue = answer.catch(() => {});
       this.#answers.set(key, answer);
-      answer.catch(() => this.abandon());
+      answer.catch(() => {
+        if (!this.#over) this.abandon();
+      });
     }
     return answer;
   }
@@ -73,6 +78,16 @@ export class CallState implements CallContext {
     if (this.#gone) return;
     this.#gone = true;
     this.#current?.host.cancel(this);
+  }
+
+  /**
+   * Ends the call and resolves once no question is on the wire any more. A chain can end (on a
+   * deadline) while APISIX is still answering a question; its answer must be read before the
+   * connection moves on, or it would be taken for the next request.
+   */
+  finish(): Promise<void> {
+    this.#over = true;
+    return this.#queue.then(() => {});
   }
 
   /** Whether the connection went away during the call. */

@@ -146,12 +146,13 @@ export class ConfCache {
     for (const link of entry.links) link.host.release(link.handle);
   }
 
+  /** Frees the least recently used 1% (at least one), so a full cache scans rarely. */
   #evictOldest(): void {
-    let oldest: ConfEntry | undefined;
-    for (const entry of this.#byToken.values()) {
-      if (!oldest || entry.lastUsed < oldest.lastUsed) oldest = entry;
-    }
-    if (oldest) this.#remove(oldest);
+    const count = Math.max(1, Math.floor(this.#maxEntries / 100));
+    const oldest = [...this.#byToken.values()]
+      .sort((a, b) => a.lastUsed - b.lastUsed)
+      .slice(0, count);
+    for (const entry of oldest) this.#remove(entry);
   }
 
   #sweep(): void {

@@ -11,6 +11,24 @@ import { parseJsonc } from "./jsonc.ts";
 /** Permission kinds a plugin can be granted, each as an allowlist. */
 export const PERMISSION_KINDS = ["read", "write", "net", "env", "sys", "import"] as const;
 
+/** The names Deno accepts in a `sys` allowlist. */
+export const SYS_NAMES: readonly string[] = [
+  "hostname",
+  "osRelease",
+  "osUptime",
+  "loadavg",
+  "networkInterfaces",
+  "systemMemoryInfo",
+  "uid",
+  "gid",
+  "username",
+  "cpus",
+  "homedir",
+  "statfs",
+  "getPriority",
+  "setPriority",
+];
+
 /** One permission kind. */
 export type PermissionKind = typeof PERMISSION_KINDS[number];
 
@@ -130,8 +148,12 @@ class Checker {
   }
 
   strings(value: unknown, key: string): string[] {
-    if (!Array.isArray(value) || value.some((v) => typeof v !== "string" || v === "")) {
-      this.fail(key, "a list of non-empty strings (an allowlist)", value);
+    // A comma would split the entry in the sandbox's --allow-* flag and grant something else.
+    if (
+      !Array.isArray(value) ||
+      value.some((v) => typeof v !== "string" || v === "" || v.includes(","))
+    ) {
+      this.fail(key, "a list of non-empty strings without commas (an allowlist)", value);
     }
     return value as string[];
   }
@@ -251,6 +273,10 @@ export function parseConfig(value: unknown, file: string): RunnerConfig {
         if (perms[kind] !== undefined) {
           permissions[kind] = check.strings(perms[kind], `${key}.permissions.${kind}`);
         }
+      }
+      const unknownSys = permissions.sys.find((name) => !SYS_NAMES.includes(name));
+      if (unknownSys !== undefined) {
+        check.fail(`${key}.permissions.sys`, `names from ${SYS_NAMES.join(", ")}`, unknownSys);
       }
       for (const kind of ["read", "write"] as const) {
         permissions[kind] = permissions[kind].map((p) => isAbsolute(p) ? p : resolve(baseDir, p));

@@ -36,10 +36,25 @@ import { tracing } from "./tracing.ts";
 export interface ConnectionDeps {
   cache: ConfCache;
   plugins: PluginRegistry;
+  /**
+   * Benchmark-only (`A6_BENCH_FLOOR=1`): answer every HTTPReqCall with a fixed Stop without
+   * running plugins, to measure what the protocol alone costs.
+   */
+  floor?: boolean;
 }
+
+const FLOOR_ACTION = {
+  kind: "stop",
+  status: 200,
+  headers: [[new TextEncoder().encode("x-resp-a6-runner"), new TextEncoder().encode("floor")]],
+  body: new TextEncoder().encode("hello"),
+} as const;
 
 /** Thrown when APISIX breaks the exchange rules; the connection is answered and closed. */
 class ExchangeError extends Error {}
+
+/** A fail-closed plugin could not prepare a conf for a reason other than the conf itself. */
+class PluginUnavailableError extends Error {}
 
 let connectionCount = 0;
 
@@ -52,6 +67,8 @@ export class Connection {
   #deps: ConnectionDeps;
   #busy = false;
   #closed = false;
+  /** When the last exchange ended (or the connection opened), from performance.now(). */
+  idleSince: number = performance.now();
 
   constructor(conn: Deno.Conn, deps: ConnectionDeps) {
     this.#conn = conn;
@@ -75,6 +92,7 @@ export class Connection {
           await this.#handle(frame);
         } finally {
           this.#busy = false;
+          this.idleSince = performance.now();
         }
       }
     } catch (error) {
@@ -171,16 +189,31 @@ export class Connection {
         decodeUtf8((entry.value(Encoding.UTF8_BYTES) as Uint8Array | null) ?? new Uint8Array()),
       ]);
     }
-    const cached = await this.#deps.cache.prepare(key, async () => {
-      for (;;) {
-        const links = await Promise.all(entries.map(([name, raw]) => this.#link(key, name, raw)));
-        const ready = links.filter((l): l is ChainLink => l !== null);
-        // A reload replaced a plugin while its conf was parsed: parse it on the new version.
-        const plugins = this.#deps.plugins;
-        if (ready.every((l) => plugins.host(l.host.settings.name) === l.host)) return ready;
-        for (const link of ready) link.host.release(link.handle);
-      }
-    });
+    let cached;
+    try {
+      cached = await this.#deps.cache.prepare(key, async () => {
+        for (;;) {
+          const results = await Promise.allSettled(
+            entries.map(([name, raw]) => this.#link(key, name, raw)),
+          );
+          const links = results.flatMap((r) =>
+            r.status === "fulfilled" && r.value ? [r.value] : []
+          );
+          const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+          if (failed) {
+            for (const link of links) link.host.release(link.handle);
+            throw failed.reason;
+          }
+          // A reload replaced a plugin while its conf was parsed: parse it on the new version.
+          const plugins = this.#deps.plugins;
+          if (links.every((l) => plugins.host(l.host.settings.name) === l.host)) return links;
+          for (const link of links) link.host.release(link.handle);
+        }
+      });
+    } catch (error) {
+      if (!(error instanceof PluginUnavailableError)) throw error;
+      return await this.#error(ErrCode.ServiceUnavailable);
+    }
     log.conn.debug("connection {id}: route {key} has token {token} ({plugins})", {
       id: this.id,
       key,
@@ -202,6 +235,20 @@ export class Connection {
     }
     const result = await host.prepare(raw);
     if (result.ok) return { host, handle: result.handle };
+    if (result.cause !== "bad_conf" && host.settings.failure === "closed") {
+      // Not the conf's fault: a token without the plugin would run the route unprotected for
+      // as long as APISIX caches it. Fail this PrepareConf; APISIX asks again next request.
+      host.log.warn(
+        "route {key}: conf not prepared ({cause}): {reason}; answered " +
+          "SERVICE_UNAVAILABLE (failure policy closed)",
+        {
+          key,
+          cause: result.cause,
+          reason: result.message,
+        },
+      );
+      throw new PluginUnavailableError(result.message);
+    }
     host.log.warn("route {key}: conf rejected ({cause}): {reason}; the plugin is skipped", {
       key,
       cause: result.cause,
@@ -224,6 +271,9 @@ export class Connection {
       log.conn.debug("connection {id}: unknown conf token {token}", { id: this.id, token });
       return await this.#error(ErrCode.ConfTokenNotFound);
     }
+    if (this.#deps.floor && reqCall) {
+      return await this.#write(this.#encoder.reqCall(id, FLOOR_ACTION));
+    }
     const chain = reqCall ? entry.requestChain : entry.responseChain;
     let patch = null;
     let request = payload;
@@ -233,6 +283,7 @@ export class Connection {
       const span = tracing.rpc?.(what, entry.key, token, reqCall) ?? null;
       const state = new CallState(phase, (info, name) => this.#askApisix(info, name), span);
       const result = await state.run(chain, request);
+      await state.finish();
       span?.end(state.gone ? "gone" : result.ok ? "ok" : result.cause);
       if (state.gone) throw new ConnectionGoneError();
       if (!result.ok) {

@@ -53,12 +53,14 @@ export type PrepareResult =
   | { ok: true; handle: ConfHandle }
   | { ok: false; cause: FailureCause; message: string };
 
-/** A parsed conf held by the worker, shared by every route with the same conf string. */
+/**
+ * A parsed conf held by the worker. Each PrepareConf gets its own, even for identical conf
+ * strings: state a plugin keeps in its parsed conf (a rate limiter's buckets) belongs to one
+ * route.
+ */
 export interface ConfHandle {
   readonly id: number;
   readonly raw: string;
-  refs: number;
-  ready: Promise<ConfResult>;
 }
 
 interface PendingCall {
@@ -67,8 +69,16 @@ interface PendingCall {
   started: number;
   settle(outcome: CallOutcome): void;
   ctx: CallContext;
+  /** Written to the current sandbox. */
   sent: boolean;
-  message: (out: BatchWriter) => void;
+  /** ExtraInfo questions of this call that APISIX has not answered yet. */
+  asking: number;
+  /** Waiting for a concurrency slot. */
+  queued: boolean;
+  confId: number;
+  phase: number;
+  request: Uint8Array;
+  overlay: Uint8Array | null;
 }
 
 interface PendingConf {
@@ -93,6 +103,8 @@ export class PluginHost {
   readonly log: Logger;
   readonly counters: OutcomeCounters = new OutcomeCounters();
   readonly latency: Histogram = new Histogram();
+  /** Times the plugin's sandbox was started again after it ended. */
+  restarts = 0;
   /** Whether the plugin has a requestFilter / responseFilter (known once it loaded). */
   filters = { request: false, response: false };
 
@@ -109,7 +121,6 @@ export class PluginHost {
   #inFlight = 0;
 
   #nextConfId = 1;
-  #confsByRaw = new Map<string, ConfHandle>();
   #confsById = new Map<number, ConfHandle>();
   #confsPending = new Map<number, PendingConf>();
 
@@ -156,18 +167,30 @@ export class PluginHost {
     this.#batchesInFlight = 0;
     this.#out.out.reset();
     for (const handle of this.#confsById.values()) this.#sendConf(handle);
+    for (const pending of this.#confsPending.values()) {
+      if (pending.deadline === Infinity) this.#startConfDeadline(pending);
+    }
     for (const call of this.#calls.values()) call.sent = false;
     this.#pump();
     this.#queueFlush();
   }
 
-  /** The sandbox is gone: every call and conf parse in flight fails with `cause`. */
+  /**
+   * The sandbox is gone: every call in flight fails with `cause`. Conf parses stay pending: the
+   * next sandbox gets every conf again (see {@linkcode attach}), within each parse's deadline.
+   * Failing them would make PrepareConf skip the plugin for the route's whole token lifetime
+   * because of a restart that is often caused by another route's call.
+   */
   detach(cause: FailureCause, message: string): void {
     this.#link = null;
     this.#readyWaiter?.reject(new Error(message));
     this.#readyWaiter = null;
     const sent = [...this.#calls.values()].filter((call) => call.sent);
     for (const call of sent) this.#settleCall(call, failure(cause, message));
+  }
+
+  /** The sandbox could not start: every conf parse waiting for it fails with `cause`. */
+  failPendingConfs(cause: FailureCause, message: string): void {
     for (const [id, pending] of this.#confsPending) {
       this.#confsPending.delete(id);
       pending.settle({ ok: false, cause, message });
@@ -193,49 +216,35 @@ export class PluginHost {
 
   // ---- confs ---------------------------------------------------------------------------
 
-  /**
-   * Parses a conf in the plugin's sandbox, or reuses an identical one. Resolves to the handle,
-   * or to the reason the conf cannot be used.
-   */
+  /** Parses a conf in the plugin's sandbox; resolves to its handle or why it cannot be used. */
   async prepare(raw: string): Promise<PrepareResult> {
-    let handle = this.#confsByRaw.get(raw);
-    if (!handle) {
-      if (this.#unavailable) return { ok: false, cause: "unavailable", message: this.#unavailable };
-      const id = this.#nextConfId++;
-      if (this.#nextConfId > MAX_ID) this.#nextConfId = 1;
-      const created: ConfHandle = { id, raw, refs: 0, ready: Promise.resolve({ ok: true }) };
-      created.ready = this.#parse(created);
-      handle = created;
+    if (this.#unavailable) {
+      this.counters.add("unavailable");
+      return { ok: false, cause: "unavailable", message: this.#unavailable };
     }
-    handle.refs++;
-    const result = await handle.ready;
+    const handle: ConfHandle = { id: this.#nextConfId++, raw };
+    if (this.#nextConfId > MAX_ID) this.#nextConfId = 1;
+    this.#confsById.set(handle.id, handle);
+    const result = await new Promise<ConfResult>((settle) => {
+      // parseConf's deadline starts when the conf reaches a running sandbox: a cold start
+      // (bounded by the supervisor) must not reject the conf, which would leave the route
+      // without the plugin.
+      const pending: PendingConf = { handle, deadline: Infinity, settle };
+      this.#confsPending.set(handle.id, pending);
+      if (this.#link) {
+        this.#startConfDeadline(pending);
+        this.#sendConf(handle);
+      } else this.#events.wake(this);
+    });
     if (result.ok) return { ok: true, handle };
-    handle.refs--;
+    this.#confsById.delete(handle.id);
+    this.counters.add(result.cause);
     return result;
   }
 
-  #parse(handle: ConfHandle): Promise<ConfResult> {
-    this.#confsByRaw.set(handle.raw, handle);
-    this.#confsById.set(handle.id, handle);
-    return new Promise<ConfResult>((settle) => {
-      const deadline = performance.now() + this.settings.timeoutMs;
-      this.#confsPending.set(handle.id, { handle, deadline, settle });
-      this.#armDeadline(deadline);
-      if (this.#link) this.#sendConf(handle);
-      else this.#events.wake(this);
-    }).then((result) => {
-      if (!result.ok) {
-        this.#forget(handle);
-        if (result.cause === "bad_conf") this.counters.add("bad_conf");
-      }
-      return result;
-    });
-  }
-
-  /** Drops one reference to a conf; the last one frees it in the worker. */
+  /** Frees a conf in the worker (its token expired or was evicted). */
   release(handle: ConfHandle): void {
-    if (--handle.refs > 0) return;
-    this.#forget(handle);
+    if (!this.#confsById.delete(handle.id)) return;
     if (this.#link) {
       this.#out.begin(Kind.DropConf).u32(handle.id);
       this.#out.end();
@@ -243,9 +252,9 @@ export class PluginHost {
     }
   }
 
-  #forget(handle: ConfHandle): void {
-    if (this.#confsByRaw.get(handle.raw) === handle) this.#confsByRaw.delete(handle.raw);
-    this.#confsById.delete(handle.id);
+  #startConfDeadline(pending: PendingConf): void {
+    pending.deadline = performance.now() + this.settings.timeoutMs;
+    this.#armDeadline(pending.deadline);
   }
 
   #sendConf(handle: ConfHandle): void {
@@ -282,16 +291,20 @@ export class PluginHost {
         settle,
         ctx,
         sent: false,
-        message: (out) => {
-          const w = out.begin(Kind.Call).u32(id).u32(conf.id).u8(phase).bytes(request);
-          if (overlay) w.raw(overlay);
-          out.end();
-        },
+        asking: 0,
+        queued: false,
+        confId: conf.id,
+        phase,
+        request,
+        overlay,
       };
       this.#calls.set(id, call);
       this.#armDeadline(call.deadline);
       if (this.#inFlight < this.settings.concurrency) this.#send(call);
-      else this.#waiting.push(call);
+      else {
+        call.queued = true;
+        this.#waiting.push(call);
+      }
     });
   }
 
@@ -311,9 +324,16 @@ export class PluginHost {
       this.#events.wake(this);
       return;
     }
-    call.sent = true;
-    call.message(this.#out);
+    this.#write(call);
     this.#queueFlush();
+  }
+
+  #write(call: PendingCall): void {
+    call.sent = true;
+    const out = this.#out;
+    const w = out.begin(Kind.Call).u32(call.id).u32(call.confId).u8(call.phase).bytes(call.request);
+    if (call.overlay) w.raw(call.overlay);
+    out.end();
   }
 
   #sendCancel(call: PendingCall): void {
@@ -326,21 +346,20 @@ export class PluginHost {
   /** Sends calls that were admitted while no sandbox was attached. */
   #pump(): void {
     for (const call of this.#calls.values()) {
-      if (!call.sent && !this.#waiting.includes(call)) {
-        call.sent = true;
-        call.message(this.#out);
-      }
+      if (!call.sent && !call.queued) this.#write(call);
     }
   }
 
   #settleCall(call: PendingCall, outcome: CallOutcome, count = true): void {
     if (!this.#calls.delete(call.id)) return;
-    const waitingAt = this.#waiting.indexOf(call);
-    if (waitingAt >= 0) this.#waiting.splice(waitingAt, 1);
+    if (call.queued) this.#waiting.splice(this.#waiting.indexOf(call), 1);
     else {
       this.#inFlight--;
       const next = this.#waiting.shift();
-      if (next) this.#send(next);
+      if (next) {
+        next.queued = false;
+        this.#send(next);
+      }
     }
     if (count) {
       this.counters.add(outcome.ok ? "ok" : outcome.cause);
@@ -372,10 +391,19 @@ export class PluginHost {
         this.#armDeadline(call.deadline);
         break;
       }
-      const message = `call exceeded its deadline of ${this.settings.timeoutMs} ms`;
+      const waiting = call.asking > 0 ? " while waiting for APISIX's answer" : "";
+      const message = `call exceeded its deadline of ${this.settings.timeoutMs} ms${waiting}`;
       const wasSent = call.sent;
       this.#settleCall(call, failure(this.#link || wasSent ? "timeout" : "unavailable", message));
-      if (wasSent && this.#link) expired = message;
+      if (!wasSent || !this.#link) continue;
+      // A call waiting for APISIX (a slow client body, say) says nothing about the worker:
+      // cancel it alone rather than kill the sandbox and every other call in it.
+      if (waiting) {
+        this.log.warn("{message}: the call alone is cancelled", { message });
+        this.#sendCancel(call);
+      } else {
+        expired = message;
+      }
     }
     for (const [id, pending] of this.#confsPending) {
       if (pending.deadline > now) {
@@ -453,7 +481,8 @@ export class PluginHost {
               const handle = this.#confsById.get(id);
               if (kind === Kind.ConfFailed && handle) {
                 this.log.warn("a conf no longer parses after a restart: {reason}", { reason });
-                this.#forget(handle);
+                this.counters.add("bad_conf");
+                this.#confsById.delete(handle.id);
               }
               return;
             }
@@ -536,7 +565,9 @@ export class PluginHost {
       ? "respBody"
       : null;
     if (!kind) throw new ByteFormatError(`unknown ExtraInfo kind ${info}`);
+    call.asking++;
     call.ctx.ask(kind, name).then((answer) => {
+      call.asking--;
       if (!this.#calls.has(callId) || !this.#link) return;
       const w = this.#out.begin(Kind.Answer).u32(callId).u32(askId).u8(answer === null ? 0 : 1);
       if (answer) w.raw(answer);
@@ -544,6 +575,7 @@ export class PluginHost {
       this.#queueFlush();
     }, () => {
       // The connection failed; the connection handler abandons the call.
+      call.asking--;
     });
   }
 }

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ChannelReader, ChannelWriter, CONTROL_SLOT } from "../sandbox/channel.ts";
 import type { SandboxEvent, SandboxInit } from "../sandbox/process_main.ts";
@@ -20,13 +20,24 @@ import { workerPermissions } from "./worker_permissions.ts";
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const MAIN = join(ROOT, "main.ts");
 const HANDSHAKE_TIMEOUT_MS = 10_000;
-const RSS_POLL_MS = 250;
+// An ArrayBuffer bomb fills pages at 1–2 GiB/s: poll often enough that the overshoot stays small.
+const RSS_POLL_MS = 100;
 /** What a sandbox process needs beyond its plugins' heap: the Deno runtime of two isolates. */
 const RUNTIME_OVERHEAD_MB = 96;
+/** What each further plugin worker of a shared group adds (an isolate with Node compatibility). */
+const WORKER_OVERHEAD_MB = 24;
+
+/** The resident-memory limit of a sandbox: the largest heap limit plus the runtime's share. */
+export function sandboxMemoryLimitMb(plugins: readonly PluginSettings[]): number {
+  return Math.max(...plugins.map((p) => p.memoryMb)) + RUNTIME_OVERHEAD_MB +
+    WORKER_OVERHEAD_MB * (plugins.length - 1);
+}
 
 // The code a sandbox loads under `deno run`: its own modules and their npm dependencies.
 const SANDBOX_CODE = ["main.ts", "mod.ts", "sandbox", "api", "protocol", "node_modules"]
   .map((name) => join(ROOT, name));
+
+const INSPECTOR_HOSTS = ["127.0.0.1:9229", "localhost:9229", "[::1]:9229", "0.0.0.0:9229"];
 
 let privateDir: Promise<string> | null = null;
 let spawned = 0;
@@ -73,14 +84,23 @@ export function sandboxRunArgs(
     "run",
     "--no-prompt",
     "--cached-only",
+    // A plugin's npm: import must not install packages from the machine's npm cache into the
+    // runner's node_modules (and rewrite its lockfile): only what the lockfile holds loads.
+    "--frozen",
     `--config=${join(ROOT, "deno.json")}`,
-    `--v8-flags=--max-old-space-size=${heapMb}`,
+    // A small young generation keeps the resident size of busy sandboxes down.
+    `--v8-flags=--max-old-space-size=${heapMb},--max-semi-space-size=4`,
     ...flag("read", read),
     ...flag("write", [...union(plugins, "write"), channel]),
     ...flag("net", [...union(plugins, "net"), `unix:${channel}`]),
+    // Where SIGUSR1 opens Deno's inspector: even a plugin granted localhost may not reach it.
+    `--deny-net=${INSPECTOR_HOSTS.join(",")}`,
     ...flag("env", [...union(plugins, "env"), SECRET_ENV]),
     ...flag("sys", union(plugins, "sys")),
-    ...flag("import", union(plugins, "import")),
+    // Without a flag Deno allows imports from deno.land, jsr.io, esm.sh and more by default.
+    ...(union(plugins, "import").length
+      ? flag("import", union(plugins, "import"))
+      : ["--deny-import"]),
     MAIN,
     "sandbox",
     channel,
@@ -88,8 +108,10 @@ export function sandboxRunArgs(
 }
 
 /** Permission kinds a compiled sandbox drops entirely because none of its plugins has them. */
-function revocations(plugins: readonly PluginSettings[]): Deno.PermissionName[] {
+export function revocations(plugins: readonly PluginSettings[]): Deno.PermissionName[] {
   const revoke: Deno.PermissionName[] = ["run", "ffi"];
+  // Not read: the worker must still load its plugin's files (and per-path revocation cannot
+  // narrow a global grant). See docs/sandbox.md for what stays wider in a compiled binary.
   for (const kind of ["write", "net", "env", "sys"] as const) {
     if (union(plugins, kind).length === 0) revoke.push(kind);
   }
@@ -106,6 +128,85 @@ function childEnv(plugins: readonly PluginSettings[], secret: string): Record<st
   return env;
 }
 
+/** Longest sandbox output line logged; the rest is cut. */
+const MAX_LINE = 8192;
+
+/**
+ * Reads a sandbox's output as lines and passes at most `linesPerSecond` of them on. Once a
+ * second's lines are used up it drops the rest of the chunk in hand and stops reading until the
+ * next second, so a flood fills the pipe and blocks the writer (the plugin) instead of costing
+ * the runner CPU; `onDropped` then reports how many lines it dropped. `watch` sees every line,
+ * dropped or not.
+ */
+async function pipeLines(
+  stream: ReadableStream<Uint8Array>,
+  linesPerSecond: number,
+  onLine: (line: string) => void,
+  onDropped: (count: number) => void,
+  watch: (line: string) => void,
+): Promise<void> {
+  const decoder = new TextDecoder();
+  let partial = "";
+  let windowStart = performance.now();
+  let lines = 0;
+  let dropped = 0;
+  const emit = (line: string) => {
+    if (!line.trim()) return;
+    watch(line);
+    if (lines >= linesPerSecond) {
+      dropped++;
+      return;
+    }
+    lines++;
+    onLine(line.length > MAX_LINE ? line.slice(0, MAX_LINE) + "…" : line);
+  };
+  try {
+    for await (const chunk of stream) {
+      const parts = (partial + decoder.decode(chunk, { stream: true })).split("\n");
+      partial = parts.pop()!;
+      if (partial.length > MAX_LINE) {
+        emit(partial);
+        partial = "";
+      }
+      for (const line of parts) emit(line);
+      let now = performance.now();
+      if (lines >= linesPerSecond && now - windowStart < 1000) {
+        await new Promise((resolve) => setTimeout(resolve, 1000 - (now - windowStart)));
+        now = performance.now();
+      }
+      if (now - windowStart >= 1000) {
+        if (dropped) onDropped(dropped);
+        windowStart = now;
+        lines = 0;
+        dropped = 0;
+      }
+    }
+  } catch {
+    // The process is gone.
+  }
+  if (partial.trim()) emit(partial);
+  if (dropped) onDropped(dropped);
+}
+
+/** What Deno prints when SIGUSR1 opened its inspector (Deno ≥ 2.9.2 does that in any process). */
+const INSPECTOR_BANNER = /^Debugger listening on /;
+
+/** How a sandbox process ended, from its exit status and the last lines it wrote. */
+function classifyExit(status: Deno.CommandStatus, tail: string, lost: string | null): Exit {
+  // V8 aborts with SIGTRAP (exit 133) after "Fatal JavaScript out of memory".
+  if (
+    status.signal === "SIGTRAP" || status.code === 133 || /out of memory|heap limit/i.test(tail)
+  ) {
+    return { cause: "oom", message: "the sandbox ran out of memory (V8 heap limit)" };
+  }
+  const how = status.signal ? `signal ${status.signal}` : `code ${status.code}`;
+  return {
+    cause: "crash",
+    message: lost ? `${lost} (the process ended with ${how})` : `the sandbox exited (${how})`,
+  };
+}
+
+/** Reads a process's resident memory, or null when it cannot (gone, or no permission). */
 function residentMb(pid: number): number | null {
   try {
     const statm = Deno.readTextFileSync(`/proc/${pid}/statm`);
@@ -115,20 +216,12 @@ function residentMb(pid: number): number | null {
   }
 }
 
-async function pipeLines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void) {
-  const decoder = new TextDecoder();
-  let partial = "";
-  try {
-    for await (const chunk of stream) {
-      const lines = (partial + decoder.decode(chunk, { stream: true })).split("\n");
-      partial = lines.pop()!;
-      for (const line of lines) if (line.trim()) onLine(line);
-    }
-  } catch {
-    // The process is gone.
-  }
-  if (partial.trim()) onLine(partial);
-}
+/**
+ * Whether this process may read other processes' /proc files: Deno 2.9 wants --allow-all for
+ * that, which `deno task start` does not grant. Without it only the sandbox's own report of its
+ * resident memory (see process_main.ts) enforces the limit.
+ */
+let canReadProc: boolean | null = null;
 
 /** A carrier that runs the sandbox in a child process. */
 export function processCarrier(
@@ -140,12 +233,19 @@ export function processCarrier(
   let writer: ChannelWriter | null = null;
   let pid: number | null = null;
   let killed: Exit | null = null;
+  // Why the runner lost the sandbox before it knew how the process ended (the exit status and
+  // the last lines on stderr tell that better: a heap exhaustion also closes the channel).
+  let lost: string | null = null;
   let watchdog: ReturnType<typeof setInterval> | undefined;
   const stderrTail: string[] = [];
   let resolveExit!: (exit: Exit) => void;
   const exited = new Promise<Exit>((resolve) => resolveExit = resolve);
   let ended = false;
-  const memoryLimitMb = Math.max(...plugins.map((p) => p.memoryMb)) + RUNTIME_OVERHEAD_MB;
+  const memoryLimitMb = sandboxMemoryLimitMb(plugins);
+  const stderrLinesPerSecond = Math.max(
+    10,
+    plugins.reduce((sum, p) => sum + p.logLinesPerSecond, 0),
+  );
 
   const finish = (exit: Exit) => {
     if (ended) return;
@@ -154,17 +254,24 @@ export function processCarrier(
     resolveExit(killed ?? exit);
   };
 
+  const sigkill = () => {
+    try {
+      child?.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  };
+
   const kill = (cause: FailureCause, message: string) => {
     killed ??= { cause, message };
-    if (child) {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // Already gone.
-      }
-    } else {
-      finish(killed);
-    }
+    if (child) sigkill();
+    else finish(killed);
+  };
+
+  const lose = (message: string) => {
+    lost ??= message;
+    if (child) sigkill();
+    else finish({ cause: "crash", message });
   };
 
   const start = async () => {
@@ -179,9 +286,11 @@ export function processCarrier(
         env: childEnv(plugins, secret),
         clearEnv: true,
         stdin: "null",
-        stdout: "piped",
+        // The sandbox writes only to stderr; whatever reaches its stdout is discarded there.
+        stdout: "null",
         stderr: "piped",
-        cwd: dirname(channel),
+        // A neutral working directory: Deno.cwd() needs no permission in a worker.
+        cwd: "/",
       }).spawn();
       pid = child.pid;
       const sandboxLog = (line: string) => {
@@ -189,25 +298,27 @@ export function processCarrier(
         if (stderrTail.length > 20) stderrTail.shift();
         log.sandbox.warn("sandbox {sandbox} says: {line}", { sandbox: key, line });
       };
-      pipeLines(child.stdout, sandboxLog);
-      pipeLines(child.stderr, sandboxLog);
-      child.status.then((status) => {
-        const tail = stderrTail.join("\n");
-        const oom = status.signal === "SIGTRAP" || status.code === 133 ||
-          /out of memory|heap limit/i.test(tail);
-        finish({
-          cause: oom ? "oom" : "crash",
-          message: oom
-            ? "the sandbox ran out of memory (V8 heap limit)"
-            : `the sandbox exited (${
-              status.signal ? `signal ${status.signal}` : `code ${status.code}`
-            })`,
+      const stderrDone = pipeLines(child.stderr, stderrLinesPerSecond, sandboxLog, (count) => {
+        log.sandbox.warn("sandbox {sandbox}: dropped {count} output lines over the limit", {
+          sandbox: key,
+          count,
         });
+      }, (line) => {
+        if (INSPECTOR_BANNER.test(line)) {
+          kill("violation", "the sandbox opened a V8 inspector (it was sent SIGUSR1)");
+        }
+      });
+      child.status.then(async (status) => {
+        if (status.signal !== "SIGTRAP" && status.code !== 133) {
+          // The last lines (an out-of-memory report) may still be in the pipe; wait a moment.
+          await Promise.race([stderrDone, new Promise((resolve) => setTimeout(resolve, 20))]);
+        }
+        finish(classifyExit(status, stderrTail.join("\n"), lost));
       });
 
       const { conn, reader } = await acceptWithSecret(listener, secret, exited);
       writer = new ChannelWriter(conn);
-      writer.onError = () => kill("crash", "the channel to the sandbox broke");
+      writer.onError = () => lose("the channel to the sandbox broke");
       const init: SandboxInit = {
         slots: plugins.map((settings) => ({
           name: settings.name,
@@ -216,16 +327,21 @@ export function processCarrier(
           logLinesPerSecond: settings.logLinesPerSecond,
         })),
         revoke: standalone ? revocations(plugins) : [],
+        memoryLimitMb,
       };
       writer.send(CONTROL_SLOT, new TextEncoder().encode(JSON.stringify(init)));
       readChannel(conn, reader);
-      watchdog = setInterval(() => {
-        const rss = pid === null ? null : residentMb(pid);
-        if (rss !== null && rss > memoryLimitMb) {
-          kill("oom", `resident memory ${Math.round(rss)} MiB exceeded ${memoryLimitMb} MiB`);
-        }
-      }, RSS_POLL_MS);
-      Deno.unrefTimer(watchdog);
+      canReadProc ??= residentMb(pid) !== null;
+      if (canReadProc) {
+        // A second watch from outside, for a sandbox whose own watch cannot run.
+        watchdog = setInterval(() => {
+          const rss = pid === null ? null : residentMb(pid);
+          if (rss !== null && rss > memoryLimitMb) {
+            kill("oom", `resident memory ${Math.round(rss)} MiB exceeded ${memoryLimitMb} MiB`);
+          }
+        }, RSS_POLL_MS);
+        Deno.unrefTimer(watchdog);
+      }
     } finally {
       listener.close();
       await Deno.remove(channel).catch(() => {});
@@ -239,6 +355,10 @@ export function processCarrier(
         if (!frame) break;
         if (frame.slot === CONTROL_SLOT) {
           const event = JSON.parse(new TextDecoder().decode(frame.batch)) as SandboxEvent;
+          if (event.event === "memory") {
+            kill("oom", event.message);
+            continue;
+          }
           const name = plugins[event.slot]?.name ?? `slot ${event.slot}`;
           kill(
             event.event === "violation" ? "violation" : "crash",
@@ -254,7 +374,7 @@ export function processCarrier(
       kill("violation", `the channel broke: ${(error as Error).message}`);
     }
     conn.close();
-    kill("crash", "the sandbox closed its channel");
+    lose("the sandbox closed its channel");
   };
 
   return {

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { fstatSync } from "node:fs";
 import { dirname, relative, resolve } from "node:path";
 import type { LogLevel } from "@logtape/logtape";
 import denoJson from "../deno.json" with { type: "json" };
@@ -39,16 +40,11 @@ async function readConfig(file: string | null): Promise<[RunnerConfig, Sections,
   return [config, sections, text];
 }
 
-const startedAt = performance.now();
-/** Stdin EOF earlier than this after start is /dev/null, not a parent's pipe closing. */
-const STDIN_GRACE_MS = 1000;
-
 /**
- * Resolves with a reason when the parent (APISIX) is gone: the runner was re-parented (its
- * parent process id changed: checked every half second), or the pipe APISIX hands it as stdin
- * reached end of file. Whether stdin is a pipe or /dev/null cannot be asked (Deno requires
- * --allow-all to stat /proc/self/fd/0), and /dev/null ends at once: so an end of file in the
- * first second is ignored.
+ * Resolves with a reason when the parent (APISIX) is gone: the pipe APISIX hands the runner as
+ * stdin reached end of file, or the runner was re-parented (its parent process id changed;
+ * checked every half second, which also covers a wrapper script between APISIX and the
+ * runner). A terminal or /dev/null as stdin says nothing about a parent.
  */
 function parentGone(): Promise<string> {
   return new Promise((resolve) => {
@@ -60,7 +56,14 @@ function parentGone(): Promise<string> {
       }
     }, 500);
     Deno.unrefTimer(timer);
-    if (Deno.stdin.isTerminal()) return;
+    let pipe = false;
+    try {
+      // fstat on the descriptor: Deno refuses to stat /proc/self/fd/0 without --allow-all.
+      pipe = fstatSync(0).isFIFO();
+    } catch {
+      return;
+    }
+    if (!pipe) return;
     (async () => {
       const buffer = new Uint8Array(256);
       try {
@@ -68,9 +71,7 @@ function parentGone(): Promise<string> {
       } catch {
         // A read error means the pipe is gone too.
       }
-      if (performance.now() - startedAt >= STDIN_GRACE_MS) {
-        resolve("stdin closed: the parent process is gone");
-      }
+      resolve("stdin closed: the parent process is gone");
     })();
   });
 }
@@ -98,7 +99,31 @@ export async function serve(options: ServeOptions): Promise<number> {
     path,
     confExpireSeconds,
     ...sections.confCache.maxTokens ? { maxConfTokens: sections.confCache.maxTokens } : {},
+    // Benchmarks only: answer without running plugins, to measure the protocol alone.
+    floor: Deno.env.get("A6_BENCH_FLOOR") === "1",
   });
+
+  // ---- shutdown ------------------------------------------------------------------------
+  // The handlers go in before the socket exists: once it accepts, APISIX (or a test) may send
+  // SIGTERM at any moment, and the default action would end the runner uncleanly.
+  let stopping: Promise<void> | null = null;
+  const cleanups: Array<() => unknown> = [];
+  let exitCode = 0;
+  let finished!: () => void;
+  const done = new Promise<void>((resolve) => finished = resolve);
+  const stop = (why: string) => {
+    stopping ??= (async () => {
+      log.runner.info("shutting down: {why}", { why });
+      for (const cleanup of cleanups) await cleanup();
+      await server.shutdown();
+    })().finally(finished);
+    return stopping;
+  };
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    Deno.addSignalListener(signal, () => stop(signal));
+  }
+  parentGone().then(stop);
+
   server.listen();
   log.runner.info(
     "apisix-deno-plugin-runner {version} ({mode}) serving {count} plugins (pid {pid})",
@@ -112,7 +137,6 @@ export async function serve(options: ServeOptions): Promise<number> {
   if (tracing) log.runner.info("OpenTelemetry traces on (OTEL_DENO=true)");
   warnHiddenEnv(config);
 
-  let stopping: Promise<void> | null = null;
   const retired = new RetiredTotals();
   const reloader = new Reloader(server.plugins, server.cache, (s) => retired.add(s));
   const source: HealthSource = {
@@ -126,6 +150,7 @@ export async function serve(options: ServeOptions): Promise<number> {
   let metrics: MetricsServer | null = null;
   if (metricsPort !== undefined) {
     metrics = await startMetricsServer({ port: metricsPort }, source, retired);
+    cleanups.push(() => metrics?.close());
   }
 
   // ---- reloads -------------------------------------------------------------------------
@@ -209,24 +234,11 @@ export async function serve(options: ServeOptions): Promise<number> {
     );
   }
 
-  // ---- shutdown ------------------------------------------------------------------------
-  let exitCode = 0;
-  let finished!: () => void;
-  const done = new Promise<void>((resolve) => finished = resolve);
-  const stop = (why: string) => {
-    stopping ??= (async () => {
-      log.runner.info("shutting down: {why}", { why });
-      for (const watcher of watchers) watcher.close();
-      pluginWatcher?.close();
-      reloader.close();
-      await Promise.all([server.shutdown(), metrics?.close()]);
-    })().finally(finished);
-    return stopping;
-  };
-  for (const signal of ["SIGTERM", "SIGINT"] as const) {
-    Deno.addSignalListener(signal, () => stop(signal));
-  }
-  parentGone().then(stop);
+  cleanups.unshift(() => {
+    for (const watcher of watchers) watcher.close();
+    pluginWatcher?.close();
+    reloader.close();
+  });
   server.serve().catch((error) => {
     log.runner.fatal("the listener failed: {error}", { error });
     exitCode = 1;

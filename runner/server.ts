@@ -55,6 +55,9 @@ export function parseConfExpireTime(value: string | undefined): number {
   return seconds;
 }
 
+// How long a connection must stay quiet during shutdown before it is closed.
+const QUIET_MS = 50;
+
 /** Options of {@linkcode RunnerServer}. */
 export interface ServerOptions {
   /** Socket path to listen on. */
@@ -63,6 +66,8 @@ export interface ServerOptions {
   confExpireSeconds: number;
   /** Most conf tokens kept. */
   maxConfTokens?: number;
+  /** Benchmark-only protocol floor (see ConnectionDeps.floor). */
+  floor?: boolean;
 }
 
 /** The APISIX-facing server. */
@@ -74,9 +79,11 @@ export class RunnerServer {
   #listener: Deno.Listener | null = null;
   #inode: number | null = null;
   #draining = false;
+  #floor: boolean;
 
   constructor(config: RunnerConfig, options: ServerOptions) {
     this.path = options.path;
+    this.#floor = options.floor ?? false;
     this.cache = new ConfCache({
       ttlMs: options.confExpireSeconds * 1.2 * 1000,
       maxEntries: options.maxConfTokens ?? 100_000,
@@ -110,7 +117,16 @@ export class RunnerServer {
     if (!listener) throw new Error("listen() first");
     try {
       for await (const conn of listener) {
-        const connection = new Connection(conn, { cache: this.cache, plugins: this.plugins });
+        if (this.#draining) {
+          // Shutting down with the listener kept open (see shutdown): refuse.
+          conn.close();
+          continue;
+        }
+        const connection = new Connection(conn, {
+          cache: this.cache,
+          plugins: this.plugins,
+          floor: this.#floor,
+        });
         this.connections.add(connection);
         log.conn.debug("connection {id} opened ({open} open)", {
           id: connection.id,
@@ -134,13 +150,35 @@ export class RunnerServer {
   async shutdown(graceMs = 800): Promise<void> {
     if (this.#draining) return;
     this.#draining = true;
-    this.#listener?.close();
-    this.#unlinkIfOurs();
-    const deadline = performance.now() + graceMs;
-    // Idle connections close now; busy ones as soon as their exchange is answered.
+    // Deno removes a Unix socket's path when its listener closes, whoever owns the path by then.
+    // Close only while the path is still ours; otherwise keep the listener (nobody can reach it
+    // any more) and let the process exit without closing it, so the successor's socket stays.
+    if (this.#isOurs()) {
+      this.#listener?.close();
+      try {
+        // Deno versions that leave the file behind.
+        if (this.#isOurs()) Deno.removeSync(this.path);
+      } catch {
+        // Already gone.
+      }
+    } else {
+      log.runner.info("left {path} in place: it is no longer this runner's socket", {
+        path: this.path,
+      });
+    }
+    const started = performance.now();
+    const deadline = started + graceMs;
+    // A connection closes once it has been idle for QUIET_MS: a request already on its way
+    // (in the socket buffer when the signal came) is still answered, and busy connections
+    // close as soon as their exchange is answered.
     for (;;) {
-      for (const connection of this.connections) if (!connection.busy) connection.close();
-      if (this.connections.size === 0 || performance.now() >= deadline) break;
+      const now = performance.now();
+      for (const connection of this.connections) {
+        if (!connection.busy && now - Math.max(connection.idleSince, started) >= QUIET_MS) {
+          connection.close();
+        }
+      }
+      if (this.connections.size === 0 || now >= deadline) break;
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
     for (const connection of this.connections) connection.close();
@@ -148,17 +186,11 @@ export class RunnerServer {
     await this.plugins.close();
   }
 
-  #unlinkIfOurs(): void {
+  #isOurs(): boolean {
     try {
-      if (this.#inode !== null && Deno.statSync(this.path).ino === this.#inode) {
-        Deno.removeSync(this.path);
-      } else {
-        log.runner.info("left {path} in place: it belongs to another runner now", {
-          path: this.path,
-        });
-      }
+      return this.#inode !== null && Deno.lstatSync(this.path).ino === this.#inode;
     } catch {
-      // Already gone.
+      return false;
     }
   }
 }

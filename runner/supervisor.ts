@@ -48,7 +48,7 @@ const START_TIMEOUT_MS = 20_000;
 export class Supervisor implements HostEvents {
   readonly key: string;
   readonly hosts: PluginHost[];
-  /** Times the sandbox was started again after it ended. */
+  /** Times the sandbox was started again after it ended (each of its plugins counts them too). */
   restarts = 0;
   /** Why the last start failed (null after a successful start), for `check` and reloads. */
   startError: string | null = null;
@@ -60,6 +60,7 @@ export class Supervisor implements HostEvents {
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #unavailableUntil = 0;
   #closed = false;
+  #started = false;
   #killReason: Exit | null = null;
 
   constructor(key: string, plugins: readonly PluginSettings[], factory: CarrierFactory) {
@@ -89,6 +90,9 @@ export class Supervisor implements HostEvents {
     host.log.warn("killing sandbox {sandbox}: {reason}", { sandbox: this.key, reason: message });
     this.#killReason = { cause, message };
     this.#carrier.kill(cause, message);
+    // The process takes a while to exit: calls arriving meanwhile must wait for the next
+    // sandbox instead of being sent to this one and lost with it.
+    for (const each of this.hosts) each.detach(cause, message);
   }
 
   /** Starts the sandbox if it is not running, starting or cooling down. */
@@ -105,6 +109,11 @@ export class Supervisor implements HostEvents {
 
   async #start(): Promise<void> {
     const started = performance.now();
+    if (this.#started) {
+      this.restarts++;
+      for (const host of this.hosts) host.restarts++;
+    }
+    this.#started = true;
     const carrier = this.#factory(
       this.key,
       this.hosts.map((host) => host.settings),
@@ -131,6 +140,7 @@ export class Supervisor implements HostEvents {
       const message = `sandbox ${this.key} failed to start: ${(error as Error).message}`;
       this.startError = message;
       if (this.#carrier === carrier) carrier.kill("crash", message);
+      for (const host of this.hosts) host.failPendingConfs("crash", message);
       return;
     } finally {
       clearTimeout(timer);
@@ -152,10 +162,8 @@ export class Supervisor implements HostEvents {
     if (this.#carrier !== carrier) return;
     this.#carrier = null;
     const reason = this.#killReason ?? exit;
-    for (const host of this.hosts) {
-      host.detach(reason.cause, reason.message);
-      if (reason.cause === "oom" || reason.cause === "crash") host.counters.add(reason.cause);
-    }
+    // Each call in flight is counted once, with the cause, as it is answered.
+    for (const host of this.hosts) host.detach(reason.cause, reason.message);
     if (this.#closed) return;
     log.sandbox.warn("sandbox {sandbox} ended: {reason}", {
       sandbox: this.key,
@@ -184,10 +192,7 @@ export class Supervisor implements HostEvents {
       this.#retryTimer = undefined;
       for (const host of this.hosts) host.clearUnavailable();
       // Start again only for plugins still in use; otherwise the next PrepareConf will.
-      if (this.hosts.some((host) => host.confCount > 0 || host.busy > 0)) {
-        this.restarts++;
-        this.ensureStarted();
-      }
+      if (this.hosts.some((host) => host.confCount > 0 || host.busy > 0)) this.ensureStarted();
     }, delay);
   }
 

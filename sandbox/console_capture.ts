@@ -1,6 +1,8 @@
 /**
  * Replaces `console` in a plugin worker so that its output becomes log lines attributed to the
- * plugin, rate-limited so that a plugin cannot flood the runner's log.
+ * plugin, rate-limited so that a well-meaning plugin cannot flood the runner's log. The limit
+ * runs in the plugin's own realm, so a hostile plugin can defeat it (by patching the runtime's
+ * classes); the runner counts messages per second on its side as well (plugin_host.ts).
  *
  * @module
  */
@@ -9,43 +11,58 @@ import { LogLevel } from "./messages.ts";
 /** Longest line kept; the rest is cut. */
 const MAX_LINE = 8192;
 
-/** Lines per second a plugin may log before lines are dropped; set from the worker's init. */
-export const consoleLimits = { linesPerSecond: 100 };
+/** A plugin's log output: rate-limited lines, and the limit (set from the worker's init). */
+export interface PluginLog {
+  /** Logs one line at `level` (a {@linkcode LogLevel}), unless the second's lines are used up. */
+  line(level: number, text: string): void;
+  /** Sets the lines per second a plugin may log before lines are dropped (and counted). */
+  setLimit(linesPerSecond: number): void;
+}
 
-/** Sends every console call to `emit` as one formatted line. */
+/**
+ * Sends every console call to `emit` as one formatted line, at most `linesPerSecond` lines a
+ * second (100 until {@linkcode PluginLog.setLimit}); returns the same limited sink for the
+ * runtime's own warnings about the plugin.
+ */
 export function captureConsole(
   inspect: (value: unknown) => string,
   emit: (level: number, line: string) => void,
-): void {
+): PluginLog {
+  // Taken before plugin code runs: a plugin that replaces Date.now does not move this clock.
+  const now = Date.now;
+  let linesPerSecond = 100;
   let windowStart = 0;
   let lines = 0;
   let dropped = 0;
 
-  const write = (level: number, args: unknown[]) => {
-    const now = Date.now();
-    if (now - windowStart >= 1000) {
+  const line = (level: number, text: string) => {
+    const at = now();
+    if (at - windowStart >= 1000) {
       if (dropped > 0) {
         emit(
           LogLevel.Warn,
-          `dropped ${dropped} console lines over the limit of ` +
-            `${consoleLimits.linesPerSecond} per second`,
+          `dropped ${dropped} console lines over the limit of ${linesPerSecond} per second`,
         );
       }
-      windowStart = now;
+      windowStart = at;
       lines = 0;
       dropped = 0;
     }
-    if (++lines > consoleLimits.linesPerSecond) {
+    if (++lines > linesPerSecond) {
       dropped++;
       return;
     }
-    let line = "";
+    emit(level, text.length > MAX_LINE ? text.slice(0, MAX_LINE) + "…" : text);
+  };
+
+  const write = (level: number, args: unknown[]) => {
+    let text = "";
     try {
-      line = args.map((arg) => typeof arg === "string" ? arg : inspect(arg)).join(" ");
+      text = args.map((arg) => typeof arg === "string" ? arg : inspect(arg)).join(" ");
     } catch {
-      line = "(a console argument could not be formatted)";
+      text = "(a console argument could not be formatted)";
     }
-    emit(level, line.length > MAX_LINE ? line.slice(0, MAX_LINE) + "…" : line);
+    line(level, text);
   };
 
   const sink = (level: number) => (...args: unknown[]) => write(level, args);
@@ -65,4 +82,10 @@ export function captureConsole(
   for (const [key, value] of Object.entries(replacement)) {
     Object.defineProperty(console, key, { value, writable: true, configurable: true });
   }
+  return {
+    line,
+    setLimit(limit) {
+      linesPerSecond = limit;
+    },
+  };
 }

@@ -87,17 +87,25 @@ export class BatchWriter {
   }
 }
 
-/** Calls `onMessage` for each message of a batch; throws ByteFormatError if it is malformed. */
+/**
+ * Calls `onMessage` for each message of a batch; throws ByteFormatError if it is malformed.
+ * The reader handed to `onMessage` is limited to the message and reused for the next one.
+ */
 export function readMessages(
   batch: Uint8Array,
   onMessage: (kind: number, body: ByteReader) => void,
 ): void {
   const reader = new ByteReader(batch);
-  while (reader.remaining > 0) {
+  let next = 0;
+  while (next < batch.length) {
+    reader.offset = next;
+    reader.end = batch.length;
     const length = reader.u32();
     const start = reader.offset;
     reader.raw(length); // bounds check of the whole message
-    const body = new ByteReader(batch, start, start + length);
-    onMessage(body.u8(), body);
+    next = start + length;
+    reader.offset = start;
+    reader.end = next;
+    onMessage(reader.u8(), reader);
   }
 }

@@ -18,7 +18,7 @@ import { HttpReqCallReq } from "../protocol/gen/http_req_call_req.ts";
 import { HttpRespCallReq } from "../protocol/gen/http_resp_call_req.ts";
 import { ByteBuffer } from "flatbuffers";
 import { BatchWriter, FailCause, Info, Kind, LogLevel, Phase, readMessages } from "./messages.ts";
-import { captureConsole, consoleLimits } from "./console_capture.ts";
+import { captureConsole } from "./console_capture.ts";
 
 /** The first message a plugin worker receives. */
 export interface WorkerInit {
@@ -48,13 +48,14 @@ function queueFlush(): void {
   queueMicrotask(flush);
 }
 
-captureConsole(caps.inspect, (level, line) => {
+const pluginLog = captureConsole(caps.inspect, (level, line) => {
   out.begin(Kind.Log).u8(level).rawUtf8(line);
   out.end();
   queueFlush();
 });
 
 let plugin: Plugin<unknown> | undefined;
+let pluginName = "";
 const confs = new Map<number, unknown>();
 
 interface PendingAsk {
@@ -62,62 +63,126 @@ interface PendingAsk {
   reject(error: Error): void;
 }
 
-interface Call {
-  asks: Map<number, PendingAsk>;
-  nextAsk: number;
-  cancelled: boolean;
-}
+const calls = new Map<number, WorkerCall>();
 
-const calls = new Map<number, Call>();
-
-function sendFailure(callId: number, error: unknown): void {
-  const cause =
-    error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied
-      ? FailCause.Denied
-      : FailCause.Error;
+function errorText(error: unknown): string {
   let text: string;
   try {
     text = error instanceof Error
       ? (error.stack ?? `${error.name}: ${error.message}`)
       : String(error);
   } catch {
-    text = "an error that could not be printed";
+    return "an error that could not be printed";
   }
-  out.begin(Kind.Failed).u32(callId).u8(cause).rawUtf8(text.slice(0, 4096));
-  out.end();
+  // Deno's hint speaks to someone running a script; an operator grants permissions in the
+  // runner's configuration instead.
+  return text.replace(
+    /, run again with the --allow-([a-z]+) flag/g,
+    (_, kind: string) =>
+      `: the runner configuration does not grant it (plugins.${pluginName}.permissions.${kind})`,
+  );
 }
 
-function hostFor(callId: number, call: Call): CallHost {
-  return {
-    ask(info, name) {
-      if (call.cancelled) return Promise.reject(new Error("the call was already answered"));
-      const askId = call.nextAsk++;
-      const code = info === "var" ? Info.Var : info === "reqBody" ? Info.ReqBody : Info.RespBody;
-      out.begin(Kind.Ask).u32(callId).u32(askId).u8(code).rawUtf8(name ?? "");
+/** One call in this worker: the plugin's CallHost, and where its outcome goes. */
+class WorkerCall implements CallHost {
+  readonly id: number;
+  cancelled = false;
+  #asks: Map<number, PendingAsk> | null = null;
+  #nextAsk = 0;
+  #req: RequestView | null = null;
+  #res: ResponseWriter | UpstreamResponseView | null = null;
+
+  constructor(id: number) {
+    this.id = id;
+  }
+
+  ask(info: "var" | "reqBody" | "respBody", name?: string): Promise<Uint8Array | null> {
+    if (this.cancelled) return Promise.reject(new Error("the call was already answered"));
+    const askId = this.#nextAsk++;
+    const code = info === "var" ? Info.Var : info === "reqBody" ? Info.ReqBody : Info.RespBody;
+    out.begin(Kind.Ask).u32(this.id).u32(askId).u8(code).rawUtf8(name ?? "");
+    out.end();
+    queueFlush();
+    return new Promise((resolve, reject) => {
+      (this.#asks ??= new Map()).set(askId, { resolve, reject });
+    });
+  }
+
+  warn(message: string): void {
+    // Under the same per-second limit as the plugin's console.
+    pluginLog.line(LogLevel.Warn, message);
+  }
+
+  answer(askId: number, value: Uint8Array | null): void {
+    const pending = this.#asks?.get(askId);
+    if (!pending) return;
+    this.#asks!.delete(askId);
+    pending.resolve(value);
+  }
+
+  cancel(): void {
+    this.cancelled = true;
+    for (const ask of this.#asks?.values() ?? []) {
+      ask.reject(new Error("the call was already answered"));
+    }
+  }
+
+  /** Runs the filter; the outcome is written when it settles. */
+  run(conf: unknown, phase: number, request: Uint8Array, overlay: Patch | null): void {
+    const bb = new ByteBuffer(request);
+    let result: void | Promise<void>;
+    if (phase === Phase.Request) {
+      const req = new RequestView(HttpReqCallReq.getRootAsHttpReqCallReq(bb), overlay, this);
+      const res = new ResponseWriter(overlay, this);
+      this.#req = req;
+      this.#res = res;
+      result = plugin!.requestFilter?.(conf, req, res);
+    } else {
+      const res = new UpstreamResponseView(
+        HttpRespCallReq.getRootAsHttpRespCallReq(bb),
+        overlay,
+        this,
+      );
+      this.#res = res;
+      result = plugin!.responseFilter?.(conf, res);
+    }
+    if (result instanceof Promise) {
+      result.then(() => this.#done(), (error) => this.fail(error)).then(queueFlush);
+    } else {
+      this.#done();
+    }
+  }
+
+  #done(): void {
+    try {
+      const patch = new Patch();
+      this.#req?.collect(patch);
+      this.#res!.collect(patch);
+      calls.delete(this.id);
+      if (this.cancelled) return;
+      out.begin(Kind.Result).u32(this.id);
+      patch.encode(out.out);
       out.end();
-      queueFlush();
-      return new Promise((resolve, reject) => call.asks.set(askId, { resolve, reject }));
-    },
-    warn(message) {
-      out.begin(Kind.Log).u8(LogLevel.Warn).rawUtf8(message);
-      out.end();
-      queueFlush();
-    },
-  };
+    } catch (error) {
+      this.fail(error);
+    }
+  }
+
+  fail(error: unknown): void {
+    calls.delete(this.id);
+    if (this.cancelled) return;
+    const cause =
+      error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied
+        ? FailCause.Denied
+        : FailCause.Error;
+    out.begin(Kind.Failed).u32(this.id).u8(cause).rawUtf8(errorText(error).slice(0, 4096));
+    out.end();
+  }
 }
 
-function finish(callId: number, call: Call, patch: Patch): void {
-  calls.delete(callId);
-  if (call.cancelled) return;
-  out.begin(Kind.Result).u32(callId);
-  patch.encode(out.out);
-  out.end();
-}
-
-function fail(callId: number, call: Call, error: unknown): void {
-  calls.delete(callId);
-  if (!call.cancelled) sendFailure(callId, error);
-}
+// Conf parses in progress. A restarted sandbox gets every conf replayed and the calls that
+// queued meanwhile in one batch, so a call may arrive before its conf is parsed: it waits.
+const parsing = new Map<number, Promise<void>>();
 
 function startCall(body: ByteReader): void {
   const callId = body.u32();
@@ -125,59 +190,33 @@ function startCall(body: ByteReader): void {
   const phase = body.u8();
   const request = body.raw(body.u32());
   const overlayBytes = body.rest();
+  const parse = confs.has(confId) ? undefined : parsing.get(confId);
+  if (!parse) return runCall(callId, confId, phase, request, overlayBytes);
+  parse.then(() => {
+    runCall(callId, confId, phase, request, overlayBytes);
+    queueFlush();
+  });
+}
+
+function runCall(
+  callId: number,
+  confId: number,
+  phase: number,
+  request: Uint8Array,
+  overlayBytes: Uint8Array,
+): void {
   if (!confs.has(confId)) {
     out.begin(Kind.Failed).u32(callId).u8(FailCause.UnknownConf).rawUtf8(`no conf ${confId}`);
     out.end();
     return;
   }
-  const conf = confs.get(confId);
-  const call: Call = { asks: new Map(), nextAsk: 0, cancelled: false };
+  const call = new WorkerCall(callId);
   calls.set(callId, call);
-  const host = hostFor(callId, call);
   try {
     const overlay = overlayBytes.length ? Patch.decode(overlayBytes) : null;
-    const bb = new ByteBuffer(request);
-    let collect: (patch: Patch) => void;
-    let result: void | Promise<void>;
-    if (phase === Phase.Request) {
-      const req = new RequestView(HttpReqCallReq.getRootAsHttpReqCallReq(bb), overlay, host);
-      const res = new ResponseWriter(overlay, host);
-      collect = (patch) => {
-        req.collect(patch);
-        res.collect(patch);
-      };
-      result = plugin!.requestFilter?.(conf, req, res);
-    } else {
-      const res = new UpstreamResponseView(
-        HttpRespCallReq.getRootAsHttpRespCallReq(bb),
-        overlay,
-        host,
-      );
-      collect = (patch) => res.collect(patch);
-      result = plugin!.responseFilter?.(conf, res);
-    }
-    const done = () => {
-      const patch = new Patch();
-      collect(patch);
-      finish(callId, call, patch);
-    };
-    if (result instanceof Promise) {
-      result.then(() => {
-        try {
-          done();
-        } catch (error) {
-          fail(callId, call, error);
-        }
-        queueFlush();
-      }, (error) => {
-        fail(callId, call, error);
-        queueFlush();
-      });
-    } else {
-      done();
-    }
+    call.run(confs.get(confId), phase, request, overlay);
   } catch (error) {
-    fail(callId, call, error);
+    call.fail(error);
   }
 }
 
@@ -185,20 +224,15 @@ function answer(body: ByteReader): void {
   const call = calls.get(body.u32());
   const askId = body.u32();
   const present = body.u8() === 1;
-  const bytes = body.rest();
-  const pending = call?.asks.get(askId);
-  if (!pending) return;
-  call!.asks.delete(askId);
-  // A copy, so the plugin may keep it after the batch buffer is reused.
-  pending.resolve(present ? bytes.slice() : null);
+  // The batch buffer is this message's own (it was transferred), so a view is safe to keep.
+  call?.answer(askId, present ? body.rest() : null);
 }
 
 function cancel(callId: number): void {
   const call = calls.get(callId);
   if (!call) return;
   calls.delete(callId);
-  call.cancelled = true;
-  for (const ask of call.asks.values()) ask.reject(new Error("the call was already answered"));
+  call.cancel();
 }
 
 async function parseConf(confId: number, raw: string): Promise<void> {
@@ -226,9 +260,15 @@ function onBatch(batch: Uint8Array): void {
       case Kind.Cancel:
         cancel(body.u32());
         break;
-      case Kind.Conf:
-        parseConf(body.u32(), decodeUtf8(body.rest()));
+      case Kind.Conf: {
+        const confId = body.u32();
+        const parse = parseConf(confId, decodeUtf8(body.rest()));
+        parsing.set(confId, parse);
+        parse.then(() => {
+          if (parsing.get(confId) === parse) parsing.delete(confId);
+        });
         break;
+      }
       case Kind.DropConf:
         confs.delete(body.u32());
         break;
@@ -242,7 +282,8 @@ function onBatch(batch: Uint8Array): void {
 }
 
 async function load(init: WorkerInit): Promise<void> {
-  consoleLimits.linesPerSecond = init.logLinesPerSecond;
+  pluginLog.setLimit(init.logLinesPerSecond);
+  pluginName = init.name;
   try {
     const module = await import(init.module);
     const candidate = module.default;

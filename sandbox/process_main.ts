@@ -29,15 +29,26 @@ export interface SandboxInit {
    * the binary's own grants and narrows itself here.
    */
   revoke: Deno.PermissionName[];
+  /**
+   * The resident-memory limit of the whole process, in MiB. The sandbox watches itself: the
+   * runner cannot read another process's /proc files without --allow-all, and ArrayBuffers live
+   * outside the V8 heap limit.
+   */
+  memoryLimitMb: number;
 }
 
 /** Control messages a sandbox sends to the runner. */
 export type SandboxEvent =
   | { event: "worker-error"; slot: number; message: string }
-  | { event: "violation"; slot: number; message: string };
+  | { event: "violation"; slot: number; message: string }
+  | { event: "memory"; message: string };
 
 // A worker that has this much unsent output is flooding: the sandbox gives up.
 const MAX_BACKLOG = 256 * 1024 * 1024;
+// An ArrayBuffer bomb fills pages at 1–2 GiB/s: look often enough that the overshoot stays small.
+const MEMORY_POLL_MS = 50;
+// How long the runner has to kill the sandbox after a memory report before it ends itself.
+const MEMORY_GRACE_MS = 500;
 
 function die(message: string): never {
   console.error(`sandbox: ${message}`);
@@ -72,6 +83,18 @@ export async function sandboxMain(channel: string): Promise<never> {
 
   const control = (event: SandboxEvent) =>
     writer.send(CONTROL_SLOT, new TextEncoder().encode(JSON.stringify(event)));
+
+  // The plugin workers run on other threads, so this timer keeps firing while they allocate.
+  const limitBytes = init.memoryLimitMb * 1024 * 1024;
+  const memoryWatch = setInterval(() => {
+    const rss = Deno.memoryUsage().rss;
+    if (rss <= limitBytes) return;
+    clearInterval(memoryWatch);
+    const message = `resident memory ${Math.round(rss / 1048576)} MiB exceeded ` +
+      `${init.memoryLimitMb} MiB`;
+    control({ event: "memory", message });
+    setTimeout(() => die(message), MEMORY_GRACE_MS);
+  }, MEMORY_POLL_MS);
 
   const workers = init.slots.map((spec, slot) => {
     const worker = new Worker(new URL("./plugin_worker.ts", import.meta.url), {

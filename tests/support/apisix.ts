@@ -261,14 +261,28 @@ export function decodeAsk(payload: Uint8Array): Ask {
 /** How a test answers ExtraInfo questions. */
 export type Answerer = (ask: Ask) => Uint8Array | string | null;
 
+/** Thrown when the runner sends nothing within a read's timeout. */
+export class ReadTimeout extends Error {
+  constructor(ms: number) {
+    super(`no data from the runner within ${ms} ms`);
+    this.name = "ReadTimeout";
+  }
+}
+
 /** Answers every question with "absent". */
 export const answerNothing: Answerer = () => null;
 
 /** One connection to the runner. */
 export class ApisixConn {
   #conn: Deno.Conn;
-  #buffer = new Uint8Array(0);
+  // Received bytes not yet returned as frames: #store[#start, #end), grown by doubling so that
+  // a large reply arriving in many reads is not copied once per read.
+  #store = new Uint8Array(1 << 16);
+  #start = 0;
+  #end = 0;
   #closed = false;
+  /** The type and length field of every frame read so far, in order. */
+  readonly received: Array<{ type: number; length: number }> = [];
 
   private constructor(conn: Deno.Conn) {
     this.#conn = conn;
@@ -290,39 +304,74 @@ export class ApisixConn {
     return this.write(frame(type, payload));
   }
 
+  // A read that outlived its caller's timeout stays pending and is awaited by the next fill, so
+  // no bytes are lost to an abandoned read.
+  #pending: Promise<number | null> | null = null;
+  #chunk = new Uint8Array(1 << 20);
+
   async #fill(timeoutMs: number): Promise<boolean> {
-    const chunk = new Uint8Array(1 << 20);
+    if (!this.#pending) {
+      this.#pending = this.#conn.read(this.#chunk);
+      // A read still pending when the connection is closed fails; nobody may be waiting.
+      this.#pending.catch(() => {});
+    }
+    const pending = this.#pending;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<"timeout">((resolve) => {
       timer = setTimeout(() => resolve("timeout"), timeoutMs);
     });
     try {
-      const n = await Promise.race([this.#conn.read(chunk), timeout]);
-      if (n === "timeout") throw new Error(`no data from the runner within ${timeoutMs} ms`);
+      const n = await Promise.race([pending, timeout]);
+      if (n === "timeout") throw new ReadTimeout(timeoutMs);
+      this.#pending = null;
       if (n === null) return false;
-      const grown = new Uint8Array(this.#buffer.length + n);
-      grown.set(this.#buffer);
-      grown.set(chunk.subarray(0, n), this.#buffer.length);
-      this.#buffer = grown;
+      this.#append(this.#chunk.subarray(0, n));
       return true;
+    } catch (error) {
+      // A failed read is over; a timed-out one is still pending.
+      if (!(error instanceof ReadTimeout)) this.#pending = null;
+      throw error;
     } finally {
       clearTimeout(timer);
     }
   }
 
+  #append(bytes: Uint8Array): void {
+    const held = this.#end - this.#start;
+    if (this.#end + bytes.length > this.#store.length) {
+      let capacity = this.#store.length;
+      while (capacity < held + bytes.length) capacity *= 2;
+      if (capacity === this.#store.length) {
+        this.#store.copyWithin(0, this.#start, this.#end);
+      } else {
+        const grown = new Uint8Array(capacity);
+        grown.set(this.#store.subarray(this.#start, this.#end));
+        this.#store = grown;
+      }
+      this.#start = 0;
+      this.#end = held;
+    }
+    this.#store.set(bytes, this.#end);
+    this.#end += bytes.length;
+  }
+
   /** Reads one frame; null when the runner closed the connection. */
   async readFrame(timeoutMs = 15_000): Promise<Frame | null> {
     for (;;) {
-      if (this.#buffer.length >= 4) {
-        const length = (this.#buffer[1]! << 16) | (this.#buffer[2]! << 8) | this.#buffer[3]!;
-        if (this.#buffer.length >= 4 + length) {
-          const f = { type: this.#buffer[0]!, payload: this.#buffer.slice(4, 4 + length) };
-          this.#buffer = this.#buffer.slice(4 + length);
+      const b = this.#store;
+      const s = this.#start;
+      if (this.#end - s >= 4) {
+        const length = (b[s + 1]! << 16) | (b[s + 2]! << 8) | b[s + 3]!;
+        if (this.#end - s >= 4 + length) {
+          const f = { type: b[s]!, payload: b.slice(s + 4, s + 4 + length) };
+          this.#start = s + 4 + length;
+          if (this.#start === this.#end) this.#start = this.#end = 0;
+          this.received.push({ type: f.type, length });
           return f;
         }
       }
       if (!await this.#fill(timeoutMs)) {
-        if (this.#buffer.length) throw new Error("the runner closed the connection mid-frame");
+        if (this.buffered) throw new Error("the runner closed the connection mid-frame");
         return null;
       }
     }
@@ -330,13 +379,37 @@ export class ApisixConn {
 
   /** True if nothing arrives within `ms` (the runner stayed quiet). */
   async quietFor(ms: number): Promise<boolean> {
+    if (this.buffered) return false;
     try {
-      const f = await this.readFrame(ms);
-      if (f === null) return false;
-      this.#buffer = new Uint8Array([f.type, 0, 0, 0, ...f.payload]);
+      await this.#fill(ms);
       return false;
-    } catch {
-      return true;
+    } catch (error) {
+      if (error instanceof ReadTimeout) return true;
+      throw error;
+    }
+  }
+
+  /** True when the runner closed the connection (EOF) within `ms`, with nothing sent before. */
+  async closedWithin(ms: number): Promise<boolean> {
+    if (this.buffered) return false;
+    try {
+      return !await this.#fill(ms);
+    } catch (error) {
+      if (error instanceof ReadTimeout) return false;
+      throw error;
+    }
+  }
+
+  /** Bytes received but not yet returned as frames. */
+  get buffered(): number {
+    return this.#end - this.#start;
+  }
+
+  /** Writes `data` in writes of at most `size` bytes, pausing `pauseMs` after each if given. */
+  async writeChunked(data: Uint8Array, size: number, pauseMs = 0): Promise<void> {
+    for (let at = 0; at < data.length; at += size) {
+      await this.write(data.subarray(at, at + size));
+      if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
     }
   }
 

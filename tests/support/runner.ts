@@ -154,3 +154,102 @@ export async function startRunner(options: RunnerOptions = {}): Promise<RunningR
   }
   return runner;
 }
+
+/** What {@linkcode runUntilExit} reports. */
+export interface ExitReport {
+  /** The exit code. */
+  code: number;
+  /** stdout and stderr together. */
+  output: string;
+}
+
+/**
+ * Runs the runner with exactly `env` (plus what Deno itself needs: PATH, HOME, DENO_DIR) and
+ * waits for it to exit by itself, e.g. on a start-up error. Kills it after `timeoutMs`.
+ */
+export async function runUntilExit(options: {
+  env: Record<string, string>;
+  args?: string[];
+  timeoutMs?: number;
+}): Promise<ExitReport> {
+  const env: Record<string, string> = { NO_COLOR: "1" };
+  for (const name of ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME"]) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) env[name] = value;
+  }
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [...await startFlags(), `${ROOT}/main.ts`, "run", ...options.args ?? []],
+    cwd: ROOT,
+    env: { ...env, ...options.env },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timeoutMs = options.timeoutMs ?? 20_000;
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+  }, timeoutMs);
+  try {
+    const { code, signal, stdout, stderr } = await child.output();
+    const decoder = new TextDecoder();
+    const output = decoder.decode(stdout) + decoder.decode(stderr);
+    if (signal === "SIGKILL") throw new Error(`the runner did not exit within ${timeoutMs} ms`);
+    return { code, output };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A runner shared by the tests of one file: started on first use, stopped by `stop()`. */
+export interface SharedRunner {
+  /** The runner, started on the first call. */
+  get(): Promise<RunningRunner>;
+  /**
+   * Sends SIGTERM and waits for the exit; resolves to how it went (null if never started).
+   * Throws unless the runner exited with code 0 within 1 s and logged no error.
+   */
+  stop(): Promise<{ status: Deno.CommandStatus; ms: number; lines: string[] } | null>;
+}
+
+/**
+ * A runner shared by several tests (start-up costs a few hundred milliseconds). It gets a stdin
+ * pipe, so it exits by itself when the test process ends without calling `stop()` (a filtered
+ * run), and its temporary directory is removed then too. Tests that use it must turn off Deno's
+ * op and resource sanitizers, since it outlives each of them.
+ */
+export function sharedRunner(options: RunnerOptions = {}): SharedRunner {
+  let started: Promise<RunningRunner> | null = null;
+  let dir: string | null = null;
+  const onUnload = () => {
+    if (dir) Deno.removeSync(dir, { recursive: true });
+  };
+  return {
+    get() {
+      started ??= startRunner({ stdinPipe: true, ...options }).then((runner) => {
+        dir = runner.dir;
+        globalThis.addEventListener("unload", onUnload);
+        return runner;
+      });
+      return started;
+    },
+    async stop() {
+      if (!started) return null;
+      const runner = await started.catch(() => null);
+      started = null;
+      globalThis.removeEventListener("unload", onUnload);
+      if (!runner) return null;
+      const { status, ms } = await runner.stop();
+      const errors = runner.lines.filter((line) => /level=(error|fatal)/.test(line));
+      if (status.code !== 0 || ms >= 1000 || errors.length) {
+        throw new Error(
+          `the runner ended with code ${status.code} after ${Math.round(ms)} ms` +
+            (errors.length ? `, logging:\n${errors.join("\n")}` : ""),
+        );
+      }
+      return { status, ms, lines: runner.lines };
+    },
+  };
+}

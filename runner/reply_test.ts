@@ -1,0 +1,178 @@
+import { deepEqual, equal } from "node:assert/strict";
+import * as flatbuffers from "flatbuffers";
+import { Patch } from "../api/patch.ts";
+import { HttpRespCallReq } from "../protocol/gen/http_resp_call_req.ts";
+import type { ReqCallAction, WireEntry } from "../protocol/encode.ts";
+import { encodeRespCall, type Entry } from "../tests/support/apisix.ts";
+import { isDroppedResponseHeader, requestAction, responseHeaders } from "./reply.ts";
+
+const b = (text: string) => Uint8Array.from(text, (c) => c.charCodeAt(0));
+const text = (bytes: Uint8Array | null) => bytes === null ? null : String.fromCharCode(...bytes);
+
+/** An action with its byte strings as Latin-1 text, for comparison. */
+function readable(action: ReqCallAction): Record<string, unknown> {
+  const list = (entries: readonly WireEntry[]) => entries.map(([n, v]) => [text(n), text(v)]);
+  if (action.kind === "none") return action;
+  if (action.kind === "stop") {
+    return { ...action, headers: list(action.headers), body: text(action.body) };
+  }
+  return {
+    kind: action.kind,
+    path: text(action.path),
+    headers: list(action.headers),
+    args: list(action.args),
+    respHeaders: list(action.respHeaders),
+    body: text(action.body),
+  };
+}
+
+function respReq(headers: Entry[]): HttpRespCallReq {
+  return HttpRespCallReq.getRootAsHttpRespCallReq(
+    new flatbuffers.ByteBuffer(encodeRespCall({ id: 1, status: 200, headers, token: 1 })),
+  );
+}
+
+Deno.test("requestAction: no patch, or a patch that changes nothing, is NONE", () => {
+  deepEqual(requestAction(null), { kind: "none" });
+  deepEqual(requestAction(new Patch()), { kind: "none" });
+  const emptyMaps = new Patch();
+  emptyMaps.headers = new Map();
+  emptyMaps.args = new Map();
+  emptyMaps.responseHeaders = [];
+  deepEqual(requestAction(emptyMaps), { kind: "none" });
+});
+
+Deno.test("requestAction: a stop is a Stop; status 0 becomes 200; headers keep their order", () => {
+  const patch = new Patch();
+  patch.stop = true;
+  patch.responseHeaders = [[b("x-a"), b("1")], [b("x-b"), b("b")], [b("x-a"), b("2")]];
+  patch.responseBody = b("no");
+  // Request changes made before the stop are not sent: APISIX ends the request.
+  patch.headers = new Map([["x-h", [b("1")]]]);
+  deepEqual(readable(requestAction(patch)), {
+    kind: "stop",
+    status: 200,
+    headers: [["x-a", "1"], ["x-b", "b"], ["x-a", "2"]],
+    body: "no",
+  });
+  patch.status = 403;
+  equal((requestAction(patch) as { status: number }).status, 403);
+  const bare = new Patch();
+  bare.stop = true;
+  bare.status = 204;
+  deepEqual(readable(requestAction(bare)), { kind: "stop", status: 204, headers: [], body: null });
+});
+
+Deno.test("requestAction: request headers: one set entry per name, a delete has no value", () => {
+  const patch = new Patch();
+  patch.headers = new Map([
+    ["x-delete", []],
+    ["x-change", [b("bar")]],
+    ["x-multi", [b("1"), b("2")]],
+    ["x-bin", [b("\xff\xfe")]],
+  ]);
+  deepEqual(readable(requestAction(patch)), {
+    kind: "rewrite",
+    path: null,
+    headers: [["x-delete", null], ["x-change", "bar"], ["x-multi", "1, 2"], ["x-bin", "\xff\xfe"]],
+    args: [],
+    respHeaders: [],
+    body: null,
+  });
+});
+
+Deno.test('requestAction: args: delete is value-less, values replace then append, flags become ""', () => {
+  const patch = new Patch();
+  patch.args = new Map<string, (Uint8Array | null)[]>([
+    ["d", []],
+    ["a", [b("foo"), b("bar")]],
+    ["flag", [null, b("x")]],
+  ]);
+  deepEqual(readable(requestAction(patch)).args, [
+    ["d", null],
+    ["a", "foo"],
+    ["a", "bar"],
+    ["flag", ""],
+    ["flag", "x"],
+  ]);
+});
+
+Deno.test("requestAction: path, body and response headers alone each make a Rewrite", () => {
+  const path = new Patch();
+  path.path = b("/new path");
+  deepEqual(readable(requestAction(path)), {
+    kind: "rewrite",
+    path: "/new path",
+    headers: [],
+    args: [],
+    respHeaders: [],
+    body: null,
+  });
+  const body = new Patch();
+  body.requestBody = b("abc\n");
+  equal(readable(requestAction(body)).body, "abc\n");
+  const resp = new Patch();
+  resp.responseHeaders = [[b("x-resp"), b("1")], [b("x-resp"), b("2")]];
+  deepEqual(readable(requestAction(resp)).respHeaders, [["x-resp", "1"], ["x-resp", "2"]]);
+});
+
+Deno.test("isDroppedResponseHeader: hop-by-hop names and Content-Length, in any case", () => {
+  for (
+    const name of [
+      "Connection",
+      "keep-alive",
+      "Transfer-Encoding",
+      "TE",
+      "trailer",
+      "Upgrade",
+      "content-length",
+      "Proxy-Connection",
+      "proxy-authenticate",
+    ]
+  ) {
+    equal(isDroppedResponseHeader(name), true, name);
+  }
+  for (const name of ["Content-Type", "Server", "Location", "Set-Cookie", "content-encoding"]) {
+    equal(isDroppedResponseHeader(name), false, name);
+  }
+});
+
+Deno.test("responseHeaders: unchanged, the upstream list minus dropped names, case and order kept", () => {
+  const req = respReq([
+    ["Content-Type", "text/plain"],
+    ["Content-Length", "12"],
+    ["Server", "openresty"],
+    ["Connection", "close"],
+    ["Set-Cookie", "a=1"],
+    ["Set-Cookie", "b=2"],
+    ["X-Empty", null],
+  ]);
+  const list = (entries: WireEntry[]) => entries.map(([n, v]) => [text(n), text(v)]);
+  const expected = [
+    ["Content-Type", "text/plain"],
+    ["Server", "openresty"],
+    ["Set-Cookie", "a=1"],
+    ["Set-Cookie", "b=2"],
+    ["X-Empty", ""],
+  ];
+  deepEqual(list(responseHeaders(null, req)), expected);
+  const statusOnly = new Patch();
+  statusOnly.status = 304;
+  deepEqual(list(responseHeaders(statusOnly, req)), expected);
+});
+
+Deno.test("responseHeaders: changed, the plugins' complete list minus dropped names", () => {
+  const req = respReq([["Content-Type", "text/plain"], ["Server", "openresty"]]);
+  const patch = new Patch();
+  patch.responseHeaders = [
+    [b("content-type"), b("text/plain")],
+    [b("x-same"), b("one")],
+    [b("content-length"), b("3")],
+    [b("x-same"), b("two")],
+    [b("transfer-encoding"), b("chunked")],
+  ];
+  deepEqual(
+    responseHeaders(patch, req).map(([n, v]) => [text(n), text(v)]),
+    [["content-type", "text/plain"], ["x-same", "one"], ["x-same", "two"]],
+  );
+});
