@@ -1,6 +1,6 @@
 /**
- * docs/plugins.md stays true: every route in it names plugins that accept their confs, and the
- * "writing a plugin" / "testing your plugin" code runs as shown.
+ * The docs stay true: every route in docs/plugins.md names plugins that accept their confs, and
+ * the README's "writing a plugin" / "testing your plugin" code runs as shown.
  */
 import { deepEqual, equal } from "node:assert/strict";
 import { BUNDLED_PLUGINS } from "../../runner/config.ts";
@@ -10,6 +10,7 @@ import { ROOT } from "../support/runner.ts";
 
 const DOC = await Deno.readTextFile(`${ROOT}/docs/plugins.md`);
 const EXAMPLE_DOC = await Deno.readTextFile(`${ROOT}/examples/geo_header/README.md`);
+const GUIDE = await Deno.readTextFile(`${ROOT}/README.md`);
 
 function blocks(language: string, doc = DOC): string[] {
   const fence = new RegExp("```" + language + "\\n([\\s\\S]*?)```", "g");
@@ -51,7 +52,7 @@ Deno.test("every route in the docs enables plugins that accept their confs", asy
 });
 
 Deno.test("the guide's plugin and its tests pass as written", async () => {
-  const code = blocks("ts");
+  const code = blocks("ts", GUIDE);
   const plugin = code.find((c) => c.includes('name: "allow-list"'))!;
   const tests = code.find((c) => c.includes('from "./allow_list.ts"'))!;
   const dir = await Deno.makeTempDir({ prefix: "a6-docs-" });
