@@ -46,13 +46,8 @@ import { assertPlugin, defaultParseConf } from "./api/define.ts";
 import { HeaderStore } from "./api/headers.ts";
 import { Patch } from "./api/patch.ts";
 import type { ArgMap, HeaderMap, HttpMethod, Plugin } from "./api/types.ts";
-import {
-  type CallHost,
-  IGNORED_RESPONSE_HEADERS,
-  RequestView,
-  ResponseWriter,
-  UpstreamResponseView,
-} from "./api/views.ts";
+import { type CallHost, RequestView, ResponseWriter, UpstreamResponseView } from "./api/views.ts";
+import { IGNORED_RESPONSE_HEADERS } from "./protocol/apisix_rules.ts";
 import { FrameEncoder } from "./protocol/encode.ts";
 import { HttpReqCallReq } from "./protocol/gen/http_req_call_req.ts";
 import { HttpRespCallReq } from "./protocol/gen/http_resp_call_req.ts";

@@ -8,6 +8,7 @@
 import type { HttpReqCallReq } from "../protocol/gen/http_req_call_req.ts";
 import type { HttpRespCallReq } from "../protocol/gen/http_resp_call_req.ts";
 import { TextEntry } from "../protocol/gen/text_entry.ts";
+import { IGNORED_RESPONSE_HEADERS, METHODS } from "../protocol/apisix_rules.ts";
 import { Encoding } from "flatbuffers";
 import { ArgStore } from "./args.ts";
 import { decodeLatin1, decodeUtf8, encodeLatin1, encodeUtf8 } from "./bytes.ts";
@@ -30,39 +31,9 @@ export interface CallHost {
   warn(message: string): void;
 }
 
-const METHODS: readonly HttpMethod[] = [
-  "GET",
-  "HEAD",
-  "POST",
-  "PUT",
-  "DELETE",
-  "MKCOL",
-  "COPY",
-  "MOVE",
-  "OPTIONS",
-  "PROPFIND",
-  "PROPPATCH",
-  "LOCK",
-  "UNLOCK",
-  "PATCH",
-  "TRACE",
-];
-
 /**
  * Response headers APISIX silently ignores in a rewrite's resp_headers (PROTOCOL.md §5.2).
  */
-export const IGNORED_RESPONSE_HEADERS: ReadonlySet<string> = new Set([
-  "connection",
-  "content-length",
-  "transfer-encoding",
-  "location",
-  "server",
-  "www-authenticate",
-  "content-encoding",
-  "content-type",
-  "content-location",
-  "content-language",
-]);
 
 /** Formats 4 or 16 address bytes as text (RFC 5952 for IPv6). */
 export function formatIp(bytes: Uint8Array | null): string {

@@ -8,6 +8,8 @@
  * @module
  */
 import { encodeLatin1 } from "../api/bytes.ts";
+import type { HttpMethod } from "../api/types.ts";
+import { IGNORED_RESPONSE_HEADERS } from "../protocol/apisix_rules.ts";
 import { RpcType } from "../protocol/frame.ts";
 import { echoUpstream } from "./echo.ts";
 import { callPath, type RequestState, upstreamTarget, variableBytes } from "./request_state.ts";
@@ -28,20 +30,6 @@ import {
   type Entry,
   METHODS,
 } from "./wire.ts";
-
-/** Response headers APISIX ignores in a Rewrite's resp_headers (§5.2.4). */
-export const EXCLUDED_RESPONSE_HEADERS = new Set([
-  "connection",
-  "content-length",
-  "transfer-encoding",
-  "location",
-  "server",
-  "www-authenticate",
-  "content-encoding",
-  "content-type",
-  "content-location",
-  "content-language",
-]);
 
 const HOP_BY_HOP = new Set([
   "connection",
@@ -109,7 +97,7 @@ export function plainResponse(status: number, body?: string): Response {
 }
 
 /** Sets headers first-set-then-add, lower-cased, as APISIX does (§5.1.1, §5.3.1). */
-function setThenAdd(target: Headers, entries: readonly Entry[], skip?: Set<string>): void {
+function setThenAdd(target: Headers, entries: readonly Entry[], skip?: ReadonlySet<string>): void {
   const seen = new Set<string>();
   for (const [raw, value] of entries) {
     const name = raw.toLowerCase();
@@ -169,7 +157,7 @@ async function requestPhase(
 ): Promise<Response | null> {
   const conf = state.route.plugins[phase];
   if (!conf) return null;
-  const method = METHODS.indexOf(state.method as typeof METHODS[number]);
+  const method = METHODS.indexOf(state.method as HttpMethod);
   const key = confKey(state.route, phase);
   let payload: Uint8Array;
   try {
@@ -314,10 +302,10 @@ async function responsePhase(
   if (answer.headers.length) {
     setThenAdd(headers, answer.headers);
   } else {
-    setThenAdd(headers, upstreamEntries, EXCLUDED_RESPONSE_HEADERS);
+    setThenAdd(headers, upstreamEntries, IGNORED_RESPONSE_HEADERS);
     headers.set("content-type", "text/plain");
   }
-  setThenAdd(headers, state.respHeaders, EXCLUDED_RESPONSE_HEADERS);
+  setThenAdd(headers, state.respHeaders, IGNORED_RESPONSE_HEADERS);
   for (const name of HOP_BY_HOP) headers.delete(name);
   const status = answer.status || response.status;
   if (answer.body?.length) return new Response(bodyInit(answer.body), { status, headers });
@@ -328,7 +316,7 @@ async function responsePhase(
 /** Runs a request through the route's ext-plugins and its upstream. */
 export async function runRoute(state: RequestState, deps: GatewayDeps): Promise<Response> {
   if (state.route.plugins["ext-plugin-pre-req"] || state.route.plugins["ext-plugin-post-req"]) {
-    if (!METHODS.includes(state.method as typeof METHODS[number])) {
+    if (!METHODS.includes(state.method as HttpMethod)) {
       // APISIX's builder raises a Lua error for such a method: the client gets a 500.
       deps.note(`method ${state.method} cannot be sent to the runner`);
       return plainResponse(500);
@@ -345,6 +333,6 @@ export async function runRoute(state: RequestState, deps: GatewayDeps): Promise<
   state.upstreamStatus = response.status;
   const headers = new Headers(response.headers);
   for (const name of HOP_BY_HOP) headers.delete(name);
-  setThenAdd(headers, state.respHeaders, EXCLUDED_RESPONSE_HEADERS);
+  setThenAdd(headers, state.respHeaders, IGNORED_RESPONSE_HEADERS);
   return new Response(response.body, { status: response.status, headers });
 }

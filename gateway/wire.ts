@@ -23,28 +23,10 @@ import { Rewrite } from "../protocol/gen/rewrite.ts";
 import { Stop } from "../protocol/gen/stop.ts";
 import { TextEntry } from "../protocol/gen/text_entry.ts";
 import { decodeLatin1, encodeLatin1, encodeUtf8 } from "../api/bytes.ts";
+export { METHODS } from "../protocol/apisix_rules.ts";
 
 /** A name and value; a null value is an absent field (a deleted header, a flag arg). */
 export type Entry = [name: string, value: string | null];
-
-/** The methods the protocol can carry, in enum order (PROTOCOL.md §3). */
-export const METHODS = [
-  "GET",
-  "HEAD",
-  "POST",
-  "PUT",
-  "DELETE",
-  "MKCOL",
-  "COPY",
-  "MOVE",
-  "OPTIONS",
-  "PROPFIND",
-  "PROPPATCH",
-  "LOCK",
-  "UNLOCK",
-  "PATCH",
-  "TRACE",
-] as const;
 
 function entries(b: flatbuffers.Builder, list: readonly Entry[]): number[] {
   return list.map(([name, value]) => {

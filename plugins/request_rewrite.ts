@@ -26,22 +26,9 @@
  * @module
  */
 import { definePlugin, type PluginRequest } from "../mod.ts";
+import { IGNORED_RESPONSE_HEADERS } from "../protocol/apisix_rules.ts";
 import { ConfError, fail, Fields, headerName, headerPairs, toByteString } from "./conf_reader.ts";
 import { fetchVars, VarTemplate } from "./var_template.ts";
-
-/** Headers APISIX ignores in the response headers of a request it proxies. */
-const IGNORED_WHILE_PROXYING = [
-  "connection",
-  "content-length",
-  "transfer-encoding",
-  "location",
-  "server",
-  "www-authenticate",
-  "content-encoding",
-  "content-type",
-  "content-location",
-  "content-language",
-];
 
 type Pairs = Array<[string, VarTemplate]>;
 
@@ -127,7 +114,7 @@ function parse(raw: string): RequestRewriteConf {
   if (response) {
     responseHeaders = templates(headerPairs(response), response);
     for (const [name] of responseHeaders) {
-      if (IGNORED_WHILE_PROXYING.includes(name)) {
+      if (IGNORED_RESPONSE_HEADERS.has(name)) {
         throw new ConfError(
           `response_headers.${name}: APISIX ignores this header on a proxied response ` +
             "(use response-rewrite in ext-plugin-post-resp to change it)",

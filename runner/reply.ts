@@ -5,6 +5,7 @@
  */
 import { decodeLatin1, encodeLatin1 } from "../api/bytes.ts";
 import type { Patch } from "../api/patch.ts";
+import { isHopByHopOrLength } from "../protocol/apisix_rules.ts";
 import type { ReqCallAction, WireEntry } from "../protocol/encode.ts";
 import type { HttpRespCallReq } from "../protocol/gen/http_resp_call_req.ts";
 import { TextEntry } from "../protocol/gen/text_entry.ts";
@@ -72,10 +73,7 @@ export function requestAction(patch: Patch | null): ReqCallAction {
 
 /** Header names a response-phase reply never carries (hop-by-hop, and a stale length). */
 export function isDroppedResponseHeader(name: string): boolean {
-  const lower = name.toLowerCase();
-  return lower === "connection" || lower === "keep-alive" || lower === "transfer-encoding" ||
-    lower === "te" || lower === "trailer" || lower === "upgrade" || lower === "content-length" ||
-    lower.startsWith("proxy-");
+  return isHopByHopOrLength(name.toLowerCase());
 }
 
 /**

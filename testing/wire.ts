@@ -11,6 +11,7 @@
 import { Builder, ByteBuffer, Encoding } from "flatbuffers";
 import { decodeLatin1, encodeLatin1, encodeUtf8, isByteString } from "../api/bytes.ts";
 import type { HttpMethod } from "../api/types.ts";
+import { METHODS } from "../protocol/apisix_rules.ts";
 import { HEADER_SIZE, RpcType } from "../protocol/frame.ts";
 import { Action } from "../protocol/gen/action.ts";
 import { HttpReqCallReq } from "../protocol/gen/http_req_call_req.ts";
@@ -20,25 +21,6 @@ import { HttpRespCallResp } from "../protocol/gen/http_resp_call_resp.ts";
 import { Rewrite } from "../protocol/gen/rewrite.ts";
 import { Stop } from "../protocol/gen/stop.ts";
 import { TextEntry } from "../protocol/gen/text_entry.ts";
-
-/** The methods in the order of the protocol's `Method` enum. */
-export const METHODS: readonly HttpMethod[] = [
-  "GET",
-  "HEAD",
-  "POST",
-  "PUT",
-  "DELETE",
-  "MKCOL",
-  "COPY",
-  "MOVE",
-  "OPTIONS",
-  "PROPFIND",
-  "PROPPATCH",
-  "LOCK",
-  "UNLOCK",
-  "PATCH",
-  "TRACE",
-];
 
 /** A name and a value as bytes; a null value is an absent field. */
 export type ByteEntry = readonly [Uint8Array, Uint8Array | null];

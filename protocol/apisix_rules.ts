@@ -1,0 +1,54 @@
+/**
+ * What the protocol's numbers mean and which header names APISIX treats specially when it
+ * applies a reply (PROTOCOL.md §3, §5). One list each, shared by the runner, the plugin API, the
+ * test kit, the local gateway and the bundled plugins.
+ *
+ * @module
+ */
+import type { HttpMethod } from "../api/types.ts";
+
+/** The methods in the order of the protocol's `Method` enum (GET is 0, TRACE 14). */
+export const METHODS: readonly HttpMethod[] = [
+  "GET",
+  "HEAD",
+  "POST",
+  "PUT",
+  "DELETE",
+  "MKCOL",
+  "COPY",
+  "MOVE",
+  "OPTIONS",
+  "PROPFIND",
+  "PROPPATCH",
+  "LOCK",
+  "UNLOCK",
+  "PATCH",
+  "TRACE",
+];
+
+/**
+ * Response headers APISIX silently ignores in a Rewrite's `resp_headers`, the headers added to
+ * the client response while proxying (§5.2).
+ */
+export const IGNORED_RESPONSE_HEADERS: ReadonlySet<string> = new Set([
+  "connection",
+  "content-length",
+  "transfer-encoding",
+  "location",
+  "server",
+  "www-authenticate",
+  "content-encoding",
+  "content-type",
+  "content-location",
+  "content-language",
+]);
+
+/**
+ * Whether an HTTPRespCall reply leaves out a response header (lower-case `name`): hop-by-hop
+ * headers, and Content-Length, which would be stale after a body change (§5.3).
+ */
+export function isHopByHopOrLength(name: string): boolean {
+  return name === "connection" || name === "keep-alive" || name === "transfer-encoding" ||
+    name === "te" || name === "trailer" || name === "upgrade" || name === "content-length" ||
+    name.startsWith("proxy-");
+}
