@@ -24,7 +24,7 @@ export class TruncatedFrameError extends Error {
   }
 }
 
-const DEFAULT_BUFFER_SIZE = 64 * 1024;
+const DEFAULT_BUFFER_SIZE = 16 * 1024;
 // Move a partial frame to the front once less than this much room is left behind it, so that
 // reads never shrink to a few bytes each.
 const COMPACT_BELOW = 4096;

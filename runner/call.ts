@@ -41,12 +41,29 @@ export class CallState implements CallContext {
   #gone = false;
   #over = false;
   #span: RpcSpan | null;
+  #request: Uint8Array;
+  #owned = false;
 
   /** `span` traces the call when tracing is on (see `tracing.ts`). */
-  constructor(phase: number, apisix: AskApisix, span: RpcSpan | null = null) {
+  /**
+   * `request` is the call's verified payload, a view of the connection's read buffer: it is
+   * copied before the first ExtraInfo answer is read into that buffer.
+   */
+  constructor(
+    phase: number,
+    request: Uint8Array,
+    apisix: AskApisix,
+    span: RpcSpan | null = null,
+  ) {
     this.#phase = phase;
+    this.#request = request;
     this.#apisix = apisix;
     this.#span = span;
+  }
+
+  /** The request payload (a copy once the connection has been read during the call). */
+  get request(): Uint8Array {
+    return this.#request;
   }
 
   /** CallContext: an ExtraInfo question from the running plugin. */
@@ -62,6 +79,10 @@ export class CallState implements CallContext {
       answer = this.#queue.then(() => {
         // Queued behind a question that outlived the call: APISIX is owed nothing more.
         if (this.#over) throw new Error("the call was already answered");
+        if (!this.#owned) {
+          this.#request = this.#request.slice();
+          this.#owned = true;
+        }
         return this.#apisix(info, info === "var" ? encodeUtf8(name) : undefined);
       });
       this.#queue = answer.catch(() => {});
@@ -95,15 +116,21 @@ export class CallState implements CallContext {
     return this.#gone;
   }
 
-  /** Runs `chain` over `request` (the verified payload, in a buffer of its own). */
-  async run(chain: readonly ChainLink[], request: Uint8Array): Promise<ChainResult> {
+  /** Runs `chain` over the request. */
+  async run(chain: readonly ChainLink[]): Promise<ChainResult> {
     let merged: Patch | null = null;
     let overlay: Uint8Array | null = null;
     for (let i = 0; i < chain.length; i++) {
       const link = chain[i]!;
       this.#current = link;
       const span = this.#span?.plugin(link.host.settings.name);
-      const outcome = await link.host.call(link.handle, this.#phase, request, overlay, this);
+      const outcome = await link.host.call(
+        link.handle,
+        this.#phase,
+        this.#request,
+        overlay,
+        this,
+      );
       span?.end(outcome.ok ? "ok" : outcome.cause);
       this.#current = null;
       if (this.#gone) return { ok: true, patch: null };

@@ -18,7 +18,7 @@ const text = (bytes: Uint8Array | null) => bytes && new TextDecoder().decode(byt
 
 Deno.test("CallState: questions go to APISIX one at a time, in the order asked (§8.47)", async () => {
   const fake = apisix();
-  const state = new CallState(Phase.Request, fake.ask);
+  const state = new CallState(Phase.Request, new Uint8Array(12), fake.ask);
   const a = state.ask("var", "a");
   const b = state.ask("var", "b");
   const body = state.ask("reqBody", "");
@@ -36,7 +36,7 @@ Deno.test("CallState: questions go to APISIX one at a time, in the order asked (
 
 Deno.test("CallState: a repeated question is answered from the call's cache (§8.47, §8.49)", async () => {
   const fake = apisix();
-  const state = new CallState(Phase.Response, fake.ask);
+  const state = new CallState(Phase.Response, new Uint8Array(12), fake.ask);
   const first = state.ask("respBody", "");
   const again = state.ask("respBody", "");
   const v1 = state.ask("var", "uri");
@@ -62,14 +62,14 @@ Deno.test("CallState: a repeated question is answered from the call's cache (§8
 
 Deno.test("CallState: the response body is refused locally during a request (§8.50)", async () => {
   const fake = apisix();
-  const state = new CallState(Phase.Request, fake.ask);
+  const state = new CallState(Phase.Request, new Uint8Array(12), fake.ask);
   equal(await state.ask("respBody", ""), null);
   deepEqual(fake.asked, []);
 });
 
 Deno.test("CallState: a connection that fails an ask abandons the call (§8.48)", async () => {
   const fake = apisix();
-  const state = new CallState(Phase.Request, fake.ask);
+  const state = new CallState(Phase.Request, new Uint8Array(12), fake.ask);
   const a = state.ask("var", "a");
   await tick();
   fake.pending[0]!.reject(new Error("connection closed"));
@@ -81,7 +81,7 @@ Deno.test("CallState: a connection that fails an ask abandons the call (§8.48)"
 
 Deno.test("CallState.finish: waits for a question still on the wire; queued ones are never sent", async () => {
   const fake = apisix();
-  const state = new CallState(Phase.Request, fake.ask);
+  const state = new CallState(Phase.Request, new Uint8Array(12), fake.ask);
   const a = state.ask("reqBody", "");
   const b = state.ask("var", "b");
   await tick();

@@ -278,12 +278,16 @@ export class Connection {
     let patch = null;
     let request = payload;
     if (chain.length) {
-      // The payload lives in the reader's buffer, which ExtraInfo answers will overwrite.
-      request = payload.slice();
       const span = tracing.rpc?.(what, entry.key, token, reqCall) ?? null;
-      const state = new CallState(phase, (info, name) => this.#askApisix(info, name), span);
-      const result = await state.run(chain, request);
+      const state = new CallState(
+        phase,
+        payload,
+        (info, name) => this.#askApisix(info, name),
+        span,
+      );
+      const result = await state.run(chain);
       await state.finish();
+      request = state.request;
       span?.end(state.gone ? "gone" : result.ok ? "ok" : result.cause);
       if (state.gone) throw new ConnectionGoneError();
       if (!result.ok) {

@@ -77,6 +77,7 @@ interface PendingCall {
   queued: boolean;
   confId: number;
   phase: number;
+  /** The request payload (see {@linkcode PluginHost.call} on when it is a view). */
   request: Uint8Array;
   overlay: Uint8Array | null;
 }
@@ -267,7 +268,9 @@ export class PluginHost {
 
   /**
    * Runs the plugin's filter for one request (`phase` 0) or response (`phase` 1). `request` is
-   * the verified payload APISIX sent, `overlay` the merged patch of earlier plugins.
+   * the verified payload APISIX sent (it may be a view of a buffer the caller reuses once this
+   * returns: it is copied if it cannot be sent at once), `overlay` the merged patch of earlier
+   * plugins.
    */
   call(
     conf: ConfHandle,
@@ -305,6 +308,9 @@ export class PluginHost {
         call.queued = true;
         this.#waiting.push(call);
       }
+      // `request` may be a view of the connection's read buffer, valid only until the caller
+      // reads again: a call that waits keeps a copy.
+      if (!call.sent) call.request = request.slice();
     });
   }
 

@@ -89,7 +89,7 @@ export function sandboxRunArgs(
     "--frozen",
     `--config=${join(ROOT, "deno.json")}`,
     // A small young generation keeps the resident size of busy sandboxes down.
-    `--v8-flags=--max-old-space-size=${heapMb},--max-semi-space-size=4`,
+    `--v8-flags=--max-old-space-size=${heapMb},--max-semi-space-size=1`,
     ...flag("read", read),
     ...flag("write", [...union(plugins, "write"), channel]),
     ...flag("net", [...union(plugins, "net"), `unix:${channel}`]),
