@@ -245,7 +245,7 @@ Deno.test("the response phase shows the upstream response and replies with the f
   equal(outcome.wire.body, null);
   equal(outcome.text, "hello");
   deepEqual(outcome.wire.headers, [
-    ["content-type", "text/plain"],
+    ["Content-Type", "text/plain"],
     ["x-seen", "200 Content-Type,Content-Length,Connection"],
     ["x-body", "hello"],
   ]);

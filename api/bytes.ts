@@ -30,6 +30,9 @@ export function encodeUtf8(text: string): Uint8Array {
 
 /** Decodes bytes as Latin-1: each byte becomes the code unit of the same value. */
 export function decodeLatin1(bytes: Uint8Array): string {
+  // Header names and values are short: building the string in JS costs less than a call into
+  // the runtime's decoder.
+  if (bytes.length <= 64) return String.fromCharCode.apply(null, bytes as unknown as number[]);
   let ascii = true;
   for (let i = 0; i < bytes.length; i++) {
     if (bytes[i]! > 0x7f) {
@@ -37,7 +40,7 @@ export function decodeLatin1(bytes: Uint8Array): string {
       break;
     }
   }
-  // The native UTF-8 decoder is the fastest way to build an ASCII string.
+  // For longer ASCII text the native UTF-8 decoder is the fastest.
   if (ascii) return utf8Decoder.decode(bytes);
   let text = "";
   for (let i = 0; i < bytes.length; i += 4096) {

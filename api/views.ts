@@ -440,8 +440,11 @@ export class UpstreamResponseView implements UpstreamResponse {
 
   #store(): HeaderStore {
     if (!this.#headers) {
-      const changed = this.#overlay?.responseHeaders;
-      this.#headers = changed ? storeFrom(changed) : HeaderStore.fromTrusted(this.rawHeaders);
+      const headers = HeaderStore.fromTrusted(this.rawHeaders);
+      for (const [name, values] of this.#overlay?.headers ?? []) {
+        headers.restore(name, values.map(decodeLatin1));
+      }
+      this.#headers = headers;
     }
     return this.#headers;
   }
@@ -477,7 +480,15 @@ export class UpstreamResponseView implements UpstreamResponse {
   /** Adds this view's changes to `patch`. */
   collect(patch: Patch): void {
     if (this.#status) patch.status = this.#status;
-    if (this.#headers?.changed) patch.responseHeaders = entriesOf(this.#headers);
+    // Only the names that changed, like request headers: the runner keeps the upstream's
+    // others as they came, so nothing unchanged is decoded or encoded again.
+    const headers = this.#headers;
+    if (headers?.changed) {
+      patch.headers = new Map();
+      for (const name of headers.changed) {
+        patch.headers.set(name, headers.valuesOf(name).map(encodeLatin1));
+      }
+    }
     if (this.#newBody) patch.responseBody = this.#newBody;
   }
 }

@@ -543,6 +543,14 @@ export class PluginHost {
         throw new ByteFormatError("a response header is empty or contains CR/LF");
       }
     }
+    for (const [name, values] of patch.headers ?? []) {
+      if (
+        name === "" || /[\r\n]/.test(name) ||
+        values.some((v) => v.includes(0x0a) || v.includes(0x0d))
+      ) {
+        throw new ByteFormatError("a header name is empty or a header contains CR/LF");
+      }
+    }
   }
 
   #stray(): void {

@@ -77,24 +77,27 @@ export function isDroppedResponseHeader(name: string): boolean {
 }
 
 /**
- * The complete header list of an HTTPRespCall reply: the plugins' list if they changed the
- * headers, the upstream's otherwise, without hop-by-hop headers and Content-Length (so APISIX
- * keeps Content-Type and friends, PROTOCOL.md §5.3).
+ * The complete header list of an HTTPRespCall reply: the upstream's headers with the plugins'
+ * changes (a changed name's entries are replaced by its new values, which go last), without
+ * hop-by-hop headers and Content-Length, so APISIX keeps Content-Type and friends
+ * (PROTOCOL.md §5.3).
  */
 export function responseHeaders(patch: Patch | null, req: HttpRespCallReq): WireEntry[] {
   const out: WireEntry[] = [];
-  if (patch?.responseHeaders) {
-    for (const [name, value] of patch.responseHeaders) {
-      if (!isDroppedResponseHeader(decodeLatin1(name))) out.push([name, value]);
-    }
-    return out;
-  }
+  const changed = patch?.headers ?? null;
   const entry = new TextEntry();
   for (let i = 0; i < req.headersLength(); i++) {
     req.headers(i, entry);
     const name = entry.name(Encoding.UTF8_BYTES) as Uint8Array | null;
-    if (!name || isDroppedResponseHeader(decodeLatin1(name))) continue;
+    if (!name) continue;
+    const text = decodeLatin1(name).toLowerCase();
+    if (isHopByHopOrLength(text) || changed?.has(text)) continue;
     out.push([name, (entry.value(Encoding.UTF8_BYTES) as Uint8Array | null) ?? EMPTY]);
+  }
+  for (const [name, values] of changed ?? []) {
+    if (isHopByHopOrLength(name)) continue;
+    const key = encodeLatin1(name);
+    for (const value of values) out.push([key, value]);
   }
   return out;
 }

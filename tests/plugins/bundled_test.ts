@@ -176,7 +176,7 @@ Deno.test("bundled plugins through the runner and their sandboxes", async (t) =>
       const resp = expectResp(reply);
       equal(resp.id, 9);
       equal(resp.status, 202);
-      deepEqual(resp.headers, [["content-type", "text/plain"], ["x-server", "deno"]]);
+      deepEqual(resp.headers, [["Content-Type", "text/plain"], ["x-server", "deno"]]);
       equal(latin1(resp.body!), "hello APISIX APISIX");
       deepEqual(asks, [{ kind: "respBody" }]);
     });
