@@ -10,7 +10,14 @@ import type { HttpRespCallReq } from "../protocol/gen/http_resp_call_req.ts";
 import { TextEntry } from "../protocol/gen/text_entry.ts";
 import { Encoding } from "flatbuffers";
 import { ArgStore } from "./args.ts";
-import { decodeLatin1, decodeUtf8, encodeLatin1, encodeUtf8 } from "./bytes.ts";
+import {
+  decodeLatin1,
+  decodeUtf8,
+  decodeUtf8Lossless,
+  encodeLatin1,
+  encodeUtf8,
+  encodeUtf8Lossless,
+} from "./bytes.ts";
 import { HeaderStore } from "./headers.ts";
 import type { ByteEntry, Patch } from "./patch.ts";
 import type {
@@ -188,7 +195,7 @@ export class RequestView implements PluginRequest {
     if (this.#path === null) {
       const bytes = this.#overlay?.path ??
         (this.#req.path(Encoding.UTF8_BYTES) as Uint8Array | null);
-      this.#path = bytes ? decodeUtf8(bytes) : "/";
+      this.#path = bytes ? decodeUtf8Lossless(bytes) : "/";
     }
     return this.#path;
   }
@@ -236,12 +243,12 @@ export class RequestView implements PluginRequest {
       const args = new ArgStore(
         readEntries(req.argsLength(), (i, e) => req.args(i, e)).map((
           [name, value],
-        ) => [decodeUtf8(name), value ? decodeUtf8(value) : null]),
+        ) => [decodeUtf8Lossless(name), value ? decodeUtf8Lossless(value) : null]),
       );
       for (const [name, values] of this.#overlay?.args ?? []) {
         args.restore(
-          decodeUtf8(encodeLatin1(name)),
-          values.map((v) => v === null ? null : decodeUtf8(v)),
+          decodeUtf8Lossless(encodeLatin1(name)),
+          values.map((v) => v === null ? null : decodeUtf8Lossless(v)),
         );
       }
       this.#args = args;
@@ -277,7 +284,7 @@ export class RequestView implements PluginRequest {
 
   /** Adds this view's changes to `patch`. */
   collect(patch: Patch): void {
-    if (this.#pathChanged) patch.path = encodeUtf8(this.#path!);
+    if (this.#pathChanged) patch.path = encodeUtf8Lossless(this.#path!);
     const headers = this.#headers;
     if (headers?.changed) {
       patch.headers = new Map();
@@ -290,8 +297,8 @@ export class RequestView implements PluginRequest {
       patch.args = new Map();
       for (const name of args.changed) {
         patch.args.set(
-          decodeLatin1(encodeUtf8(name)),
-          args.valuesOf(name).map((v) => v === null ? null : encodeUtf8(v)),
+          decodeLatin1(encodeUtf8Lossless(name)),
+          args.valuesOf(name).map((v) => v === null ? null : encodeUtf8Lossless(v)),
         );
       }
     }
