@@ -56,6 +56,9 @@ captureConsole(caps.inspect, (level, line) => {
 
 let plugin: Plugin<unknown> | undefined;
 const confs = new Map<number, unknown>();
+// Confs whose parseConf has not finished. A restarted sandbox gets its confs and the calls that
+// were waiting in one batch: those calls wait for their conf instead of failing.
+const parsing = new Map<number, Promise<void>>();
 
 interface PendingAsk {
   resolve(value: Uint8Array | null): void;
@@ -125,6 +128,21 @@ function startCall(body: ByteReader): void {
   const phase = body.u8();
   const request = body.raw(body.u32());
   const overlayBytes = body.rest();
+  const pending = parsing.get(confId);
+  if (pending) {
+    pending.then(() => runCall(callId, confId, phase, request, overlayBytes)).then(queueFlush);
+    return;
+  }
+  runCall(callId, confId, phase, request, overlayBytes);
+}
+
+function runCall(
+  callId: number,
+  confId: number,
+  phase: number,
+  request: Uint8Array,
+  overlayBytes: Uint8Array,
+): void {
   if (!confs.has(confId)) {
     out.begin(Kind.Failed).u32(callId).u8(FailCause.UnknownConf).rawUtf8(`no conf ${confId}`);
     out.end();
@@ -201,17 +219,23 @@ function cancel(callId: number): void {
   for (const ask of call.asks.values()) ask.reject(new Error("the call was already answered"));
 }
 
-async function parseConf(confId: number, raw: string): Promise<void> {
-  try {
-    const conf = plugin!.parseConf ? await plugin!.parseConf(raw) : defaultParseConf(raw);
-    confs.set(confId, conf);
-    out.begin(Kind.ConfOk).u32(confId);
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    out.begin(Kind.ConfFailed).u32(confId).rawUtf8(reason.slice(0, 2048));
-  }
-  out.end();
-  queueFlush();
+function parseConf(confId: number, raw: string): void {
+  const done = (async () => {
+    try {
+      const conf = plugin!.parseConf ? await plugin!.parseConf(raw) : defaultParseConf(raw);
+      confs.set(confId, conf);
+      out.begin(Kind.ConfOk).u32(confId);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      out.begin(Kind.ConfFailed).u32(confId).rawUtf8(reason.slice(0, 2048));
+    }
+    out.end();
+    queueFlush();
+  })();
+  parsing.set(confId, done);
+  done.finally(() => {
+    if (parsing.get(confId) === done) parsing.delete(confId);
+  });
 }
 
 function onBatch(batch: Uint8Array): void {
