@@ -161,17 +161,18 @@ export class PluginHost {
     this.#queueFlush();
   }
 
-  /** The sandbox is gone: every call and conf parse in flight fails with `cause`. */
+  /**
+   * The sandbox is gone: every call in flight fails with `cause`. Conf parses in flight wait
+   * for the next sandbox, which gets every conf again ({@linkcode attach}), within their
+   * deadline: failing them would leave the plugin out of their routes for the tokens' lifetime
+   * because another call crashed the sandbox.
+   */
   detach(cause: FailureCause, message: string): void {
     this.#link = null;
     this.#readyWaiter?.reject(new Error(message));
     this.#readyWaiter = null;
     const sent = [...this.#calls.values()].filter((call) => call.sent);
     for (const call of sent) this.#settleCall(call, failure(cause, message));
-    for (const [id, pending] of this.#confsPending) {
-      this.#confsPending.delete(id);
-      pending.settle({ ok: false, cause, message });
-    }
   }
 
   /** Answers every call at once (the plugin keeps crashing) until the next attach. */
