@@ -70,6 +70,15 @@ export class CallState implements CallContext {
     this.#current?.host.cancel(this);
   }
 
+  /**
+   * Resolves once no ExtraInfo question is waiting for its answer. A call can end (its sandbox
+   * died, its deadline passed) while APISIX is still answering: the reply must wait for that
+   * answer, or the answer would be read as the next request.
+   */
+  idle(): Promise<unknown> {
+    return this.#queue;
+  }
+
   /** Whether the connection went away during the call. */
   get gone(): boolean {
     return this.#gone;

@@ -236,6 +236,7 @@ export class Connection {
       request = payload.slice();
       const state = new CallState(phase, (info, name) => this.#askApisix(info, name));
       const result = await state.run(chain, request);
+      await state.idle();
       if (state.gone) throw new ConnectionGoneError();
       if (!result.ok) {
         log.runner.debug("route {key}: plugin {plugin} failed ({cause}): {reason}", {
