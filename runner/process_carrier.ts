@@ -141,6 +141,9 @@ export function processCarrier(
   let pid: number | null = null;
   let killed: Exit | null = null;
   let watchdog: ReturnType<typeof setInterval> | undefined;
+  // Resident memory as the sandbox reports it (see RSS_REPORT_MS): without --allow-all, Deno
+  // refuses to read /proc/<pid>, so residentMb() finds nothing.
+  let reportedMb: number | null = null;
   const stderrTail: string[] = [];
   let resolveExit!: (exit: Exit) => void;
   const exited = new Promise<Exit>((resolve) => resolveExit = resolve);
@@ -220,7 +223,7 @@ export function processCarrier(
       writer.send(CONTROL_SLOT, new TextEncoder().encode(JSON.stringify(init)));
       readChannel(conn, reader);
       watchdog = setInterval(() => {
-        const rss = pid === null ? null : residentMb(pid);
+        const rss = (pid === null ? null : residentMb(pid)) ?? reportedMb;
         if (rss !== null && rss > memoryLimitMb) {
           kill("oom", `resident memory ${Math.round(rss)} MiB exceeded ${memoryLimitMb} MiB`);
         }
@@ -239,6 +242,10 @@ export function processCarrier(
         if (!frame) break;
         if (frame.slot === CONTROL_SLOT) {
           const event = JSON.parse(new TextDecoder().decode(frame.batch)) as SandboxEvent;
+          if (event.event === "rss") {
+            reportedMb = Number(event.bytes) / (1024 * 1024) || null;
+            continue;
+          }
           const name = plugins[event.slot]?.name ?? `slot ${event.slot}`;
           kill(
             event.event === "violation" ? "violation" : "crash",

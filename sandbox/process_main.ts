@@ -34,7 +34,14 @@ export interface SandboxInit {
 /** Control messages a sandbox sends to the runner. */
 export type SandboxEvent =
   | { event: "worker-error"; slot: number; message: string }
-  | { event: "violation"; slot: number; message: string };
+  | { event: "violation"; slot: number; message: string }
+  | { event: "rss"; bytes: number };
+
+/**
+ * How often the sandbox reports its resident memory. The runner cannot read /proc/<pid> itself:
+ * Deno allows reading /proc only with --allow-all.
+ */
+export const RSS_REPORT_MS = 250;
 
 // A worker that has this much unsent output is flooding: the sandbox gives up.
 const MAX_BACKLOG = 256 * 1024 * 1024;
@@ -103,6 +110,12 @@ export async function sandboxMain(channel: string): Promise<never> {
     worker.postMessage(workerInit);
     return worker;
   });
+
+  const report = setInterval(
+    () => control({ event: "rss", bytes: Deno.memoryUsage().rss }),
+    RSS_REPORT_MS,
+  );
+  Deno.unrefTimer(report);
 
   for (;;) {
     let frame;
