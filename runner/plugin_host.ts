@@ -75,6 +75,8 @@ interface PendingConf {
   handle: ConfHandle;
   deadline: number;
   settle(result: ConfResult): void;
+  /** Sandboxes that died while this conf was being parsed. */
+  deaths: number;
 }
 
 // Flow control: batches sent but not yet acknowledged by the worker.
@@ -162,10 +164,11 @@ export class PluginHost {
   }
 
   /**
-   * The sandbox is gone: every call in flight fails with `cause`. Conf parses in flight wait
-   * for the next sandbox, which gets every conf again ({@linkcode attach}), within their
-   * deadline: failing them would leave the plugin out of their routes for the tokens' lifetime
-   * because another call crashed the sandbox.
+   * The sandbox is gone: every call in flight fails with `cause`. A conf parse in flight waits
+   * for the next sandbox, which gets every conf again ({@linkcode attach}), within its
+   * deadline: failing it would leave the plugin out of its routes for the tokens' lifetime
+   * because another call crashed the sandbox. If the next sandbox dies too, the conf itself
+   * is the likely cause, and it fails.
    */
   detach(cause: FailureCause, message: string): void {
     this.#link = null;
@@ -173,6 +176,11 @@ export class PluginHost {
     this.#readyWaiter = null;
     const sent = [...this.#calls.values()].filter((call) => call.sent);
     for (const call of sent) this.#settleCall(call, failure(cause, message));
+    for (const [id, pending] of this.#confsPending) {
+      if (++pending.deaths < 2) continue;
+      this.#confsPending.delete(id);
+      pending.settle({ ok: false, cause, message });
+    }
   }
 
   /** Answers every call at once (the plugin keeps crashing) until the next attach. */
@@ -220,7 +228,7 @@ export class PluginHost {
     this.#confsById.set(handle.id, handle);
     return new Promise<ConfResult>((settle) => {
       const deadline = performance.now() + this.settings.timeoutMs;
-      this.#confsPending.set(handle.id, { handle, deadline, settle });
+      this.#confsPending.set(handle.id, { handle, deadline, settle, deaths: 0 });
       this.#armDeadline(deadline);
       if (this.#link) this.#sendConf(handle);
       else this.#events.wake(this);
