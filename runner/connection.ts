@@ -38,7 +38,7 @@ export interface ConnectionDeps {
 }
 
 /** Most plugins one PrepareConf may list. */
-const MAX_CONF_ENTRIES = 1024;
+export const MAX_CONF_ENTRIES = 1024;
 
 /** Thrown when APISIX breaks the exchange rules; the connection is answered and closed. */
 class ExchangeError extends Error {}
