@@ -43,3 +43,36 @@ Deno.test("memory outside the V8 heap is bounded by the watchdog", async () => {
     await runner.stop();
   }
 });
+
+Deno.test("a conf whose parseConf brings its sandbox down fails after the second death", async () => {
+  const runner = await startRunner({
+    config: {
+      plugins: {
+        hoard: {
+          module: new URL("./plugins/hoard.ts", import.meta.url).pathname,
+          memoryMb: 64,
+          timeoutMs: 20_000,
+        },
+      },
+    },
+  });
+  const conn = await RawConn.connect(runner.socket);
+  try {
+    const good = await tokenFor(conn, "hoard", {});
+    const started = performance.now();
+    // The route gets a token without the plugin (a conf the plugin cannot take), well before the
+    // 20 s deadline: one death is forgiven (it may be another call's fault), two are not.
+    const poisoned = await tokenFor(conn, "hoard", { parseMb: 300 });
+    ok(performance.now() - started < 10_000);
+    const deaths = runner.lines.filter((l) => /sandbox plugin:hoard ended/.test(l)).length;
+    ok(deaths === 2, `${deaths} deaths`);
+    const skipped = await reqCall(conn, poisoned);
+    ok(skipped.rpc === 2 && skipped.action === "none", JSON.stringify(skipped));
+    // The plugin's other routes work in the next sandbox.
+    const reply = await reqCall(conn, good);
+    ok(reply.rpc === 2 && reply.action === "stop", JSON.stringify(reply));
+  } finally {
+    conn.close();
+    await runner.stop();
+  }
+});

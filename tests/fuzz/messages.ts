@@ -27,6 +27,9 @@ import {
   type RespCall,
 } from "../support/apisix.ts";
 import { concat, rawFrame } from "../support/raw_conn.ts";
+import { ByteBuffer } from "flatbuffers";
+import { PrepareConfReq } from "../../protocol/gen/prepare_conf_req.ts";
+import { MAX_CONF_ENTRIES } from "../../runner/connection.ts";
 
 /** Fuzzing limits: the CI run keeps payloads small, long runs go up to the protocol limit. */
 export interface FuzzSettings {
@@ -280,7 +283,11 @@ export function expectedReplies(
     const payload = stream.subarray(at + 4, at + 4 + length);
     at += 4 + length;
     if (type === 1) {
-      replies.push(verifies(payload, PREPARE_CONF_REQ) ? { type: 1 } : { type: 0, code: 0 });
+      // A conf list longer than the runner's limit is refused like a malformed one.
+      const ok = verifies(payload, PREPARE_CONF_REQ) &&
+        PrepareConfReq.getRootAsPrepareConfReq(new ByteBuffer(payload)).confLength() <=
+          MAX_CONF_ENTRIES;
+      replies.push(ok ? { type: 1 } : { type: 0, code: 0 });
     } else if (type === 2 || type === 4) {
       const shape = type === 2 ? HTTP_REQ_CALL_REQ : HTTP_RESP_CALL_REQ;
       if (!verifies(payload, shape)) {

@@ -13,7 +13,8 @@ import {
   encodeReqCall,
   latin1,
 } from "../support/apisix.ts";
-import { concat, RawConn, rawFrame } from "../support/raw_conn.ts";
+import { concat, pause, RawConn, rawFrame } from "../support/raw_conn.ts";
+import { openFds } from "../faults/faults.ts";
 import {
   hugeConfVector,
   hugeHeaderVector,
@@ -237,6 +238,43 @@ Deno.test("fuzz over the socket", async (t) => {
         }
       });
     }
+    await t.step(
+      "stalled clients and clients that never read hold only their own connections",
+      async () => {
+        const pid = ctx.runner.process.pid;
+        const before = await openFds(pid);
+        const echo = await (async () => {
+          const conn = await RawConn.connect(ctx.runner.socket);
+          try {
+            return await prepare(conn, [["echo", '{"headers":true}']], "route#fuzz-stall#1");
+          } finally {
+            conn.close();
+          }
+        })();
+        const request = rawFrame(2, encodeReqCall({ token: route.token }));
+        // A reply of about 2 MiB, far more than a socket buffer holds.
+        const big = rawFrame(2, hugeHeaderVector(MAX_TABLE_VECTOR, echo));
+        const stalled: RawConn[] = [];
+        for (let i = 0; i < 30; i++) {
+          const conn = await RawConn.connect(ctx.runner.socket);
+          stalled.push(conn);
+          if (i % 3 === 0) await conn.write(request.subarray(0, 2));
+          else if (i % 3 === 1) await conn.write(request.subarray(0, request.length - 3));
+          else await conn.write(big);
+        }
+        // Others are served meanwhile (the witness too).
+        const conn = await RawConn.connect(ctx.runner.socket);
+        await conn.write(request);
+        isStop(await conn.frame(), route.body);
+        conn.close();
+        ok((await openFds(pid)) >= before + 30);
+        stalled.forEach((c) => c.close());
+        // Everything they held is released.
+        const deadline = Date.now() + 5000;
+        while ((await openFds(pid)) > before + 2 && Date.now() < deadline) await pause(50);
+        ok((await openFds(pid)) <= before + 2, `descriptors ${before} → ${await openFds(pid)}`);
+      },
+    );
   } finally {
     console.log(`witness: ${ctx.witnessCalls} calls, longest ${Math.round(ctx.witnessMaxMs)} ms`);
     await ctx.stop();
