@@ -37,6 +37,8 @@ const USAGE = `Usage: deno task soak [-- options]
   --conns N            client connections (default 16)
   --rate N             target requests per second, all connections together (default 400)
   --loadgen-conns N    also run /tmp/loadgen with N connections on say (default 0: off)
+  --trace-gc           run the runner with V8's --trace-gc and report its heap after each
+                       minute's last full GC (tells JS heap growth from native memory)
   --json FILE          also write the summary to FILE`;
 
 /** The sleepy plugin's deadline: the soak's slow calls sleep past it. */
@@ -94,6 +96,8 @@ interface Minute {
   latencies: number[];
   samples: Sample[];
   restarts: number;
+  /** With --trace-gc: the runner's V8 heap after the minute's last full GC. */
+  heap: { usedMb: number; committedMb: number } | null;
 }
 
 interface ProcessSample {
@@ -123,6 +127,7 @@ function newMinute(minute: number): Minute {
     latencies: [],
     samples: [],
     restarts: 0,
+    heap: null,
   };
 }
 
@@ -490,6 +495,7 @@ async function main(): Promise<number> {
       rate: { type: "string", default: "400" },
       "loadgen-conns": { type: "string", default: "0" },
       json: { type: "string" },
+      "trace-gc": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -509,7 +515,16 @@ async function main(): Promise<number> {
 
   const runner = await startRunner({
     config: fixtureConfig({ sleepy: { timeoutMs: SLEEPY_TIMEOUT_MS } }),
+    ...(values["trace-gc"] ? { env: { DENO_V8_FLAGS: "--trace-gc" } } : {}),
   });
+  // "Mark-Compact 41.2 (47.9) -> 33.8 (48.1) MB": the heap used (committed) after a full GC.
+  const heapAfterGc = () => {
+    for (let i = runner.lines.length - 1; i >= 0; i--) {
+      const match = /Mark-Compact.*-> ([\d.]+) \(([\d.]+)\) MB/.exec(runner.lines[i]!);
+      if (match) return { usedMb: Number(match[1]), committedMb: Number(match[2]) };
+    }
+    return null;
+  };
   const setup = await RawConn.connect(runner.socket);
   const routes: Route[] = [];
   for (const route of ROUTES) {
@@ -569,6 +584,7 @@ async function main(): Promise<number> {
       }
       if (performance.now() >= nextMinute) {
         nextMinute += 60_000;
+        current().heap = heapAfterGc();
         report(current());
         minuteStats.push(newMinute(minuteStats.length + 1));
       }
@@ -592,9 +608,9 @@ async function main(): Promise<number> {
         } | sandboxes ${last?.sandboxes.length ?? 0} rss ${
           round(sandboxRss)
         } MB fds ${sandboxFds}` +
-        ` | restarts ${m.restarts} | load ${last?.loadavg ?? "-"} cpu ${
-          round(mean(m.samples.map((s) => s.cpuBusyPct)))
-        }%`,
+        ` | restarts ${m.restarts}${
+          m.heap ? ` | heap after GC ${m.heap.usedMb} (${m.heap.committedMb}) MB` : ""
+        } | load ${last?.loadavg ?? "-"} cpu ${round(mean(m.samples.map((s) => s.cpuBusyPct)))}%`,
     );
   }
 
@@ -602,8 +618,10 @@ async function main(): Promise<number> {
   await sampling;
   await loadgenDone;
   // The last, partial minute is reported only if it has data.
-  if (current().requests > 0 && current().samples.length) report(current());
-  else minuteStats.pop();
+  if (current().requests > 0 && current().samples.length) {
+    current().heap = heapAfterGc();
+    report(current());
+  } else minuteStats.pop();
 
   // A final look: sandboxes still there, nothing running, and the runner exits cleanly.
   const finalSample = await sample(runner);
@@ -668,6 +686,7 @@ async function main(): Promise<number> {
       runnerFds: round(mean(m.samples.map((s) => s.runner.fds))),
       sandboxRssMb: round(mean(m.samples.map((s) => s.sandboxes.reduce((n, x) => n + x.rssMb, 0)))),
       sandboxFds: round(mean(m.samples.map((s) => s.sandboxes.reduce((n, x) => n + x.fds, 0)))),
+      runnerHeapAfterGcMb: m.heap?.usedMb ?? null,
       loadavg: round(mean(m.samples.map((s) => s.loadavg)), 2),
       cpuBusyPct: round(mean(m.samples.map((s) => s.cpuBusyPct))),
     })),
