@@ -27,7 +27,7 @@ import {
   type Reply,
 } from "../tests/support/apisix.ts";
 import { pause, RawConn, rawFrame } from "../tests/support/raw_conn.ts";
-import { type RunningRunner, startRunner } from "../tests/support/runner.ts";
+import { ROOT, startFlags, waitForSocket } from "../tests/support/runner.ts";
 import { fixtureConfig } from "../tests/fixtures/soak/plugins.ts";
 
 const USAGE = `Usage: deno task soak [-- options]
@@ -39,6 +39,8 @@ const USAGE = `Usage: deno task soak [-- options]
   --loadgen-conns N    also run /tmp/loadgen with N connections on say (default 0: off)
   --trace-gc           run the runner with V8's --trace-gc and report its heap after each
                        minute's last full GC (tells JS heap growth from native memory)
+  --v8-flags FLAGS     V8 flags for the runner (DENO_V8_FLAGS), for experiments
+  --runner-log FILE    where to keep the runner's log (default: a file in the temp folder)
   --json FILE          also write the summary to FILE`;
 
 /** The sleepy plugin's deadline: the soak's slow calls sleep past it. */
@@ -263,9 +265,9 @@ class Client {
   }
 
   /** Runs paced calls until `until`; `interval` ms between call starts. */
-  async run(until: number, interval: number, nextSlowCall: () => boolean): Promise<void> {
+  async run(until: () => number, interval: number, nextSlowCall: () => boolean): Promise<void> {
     let next = performance.now() + Math.random() * interval;
-    while (performance.now() < until) {
+    while (performance.now() < until()) {
       const wait = next - performance.now();
       if (wait > 0) await pause(wait);
       next += interval;
@@ -451,6 +453,72 @@ async function runLoadgen(
   }
 }
 
+// ---- the runner ---------------------------------------------------------------------------
+
+/** The soak's runner process. */
+interface RunningRunner {
+  socket: string;
+  process: Deno.ChildProcess;
+  lines: string[];
+  stop(): Promise<{ status: Deno.CommandStatus; ms: number }>;
+}
+
+/**
+ * Starts the runner as `deno task start` does (same flags), from scripts/soak_runner.ts so that
+ * another session's `pkill -f "main.ts run"` leaves it alone.
+ */
+async function startSoakRunner(
+  config: unknown,
+  env: Record<string, string>,
+): Promise<RunningRunner> {
+  const dir = await Deno.makeTempDir({ prefix: "a6-soak-" });
+  const socket = `${dir}/runner.sock`;
+  await Deno.writeTextFile(`${dir}/runner.json`, JSON.stringify(config));
+  const process = new Deno.Command(Deno.execPath(), {
+    args: [
+      ...await startFlags(),
+      `${ROOT}/scripts/soak_runner.ts`,
+      "run",
+      "--config",
+      `${dir}/runner.json`,
+    ],
+    cwd: ROOT,
+    env: { APISIX_LISTEN_ADDRESS: `unix:${socket}`, NO_COLOR: "1", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines: string[] = [];
+  const collect = async (stream: ReadableStream<Uint8Array>) => {
+    let partial = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      const parts = (partial + chunk).split("\n");
+      partial = parts.pop()!;
+      lines.push(...parts);
+    }
+  };
+  const outputs = Promise.all([collect(process.stdout), collect(process.stderr)]);
+  await waitForSocket(socket);
+  return {
+    socket,
+    process,
+    lines,
+    async stop() {
+      const started = performance.now();
+      try {
+        process.kill("SIGTERM");
+      } catch {
+        // Already exited.
+      }
+      const status = await process.status;
+      const ms = performance.now() - started;
+      await outputs;
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      return { status, ms };
+    },
+  };
+}
+
 // ---- main ---------------------------------------------------------------------------------
 
 function mean(values: number[]): number {
@@ -496,6 +564,8 @@ async function main(): Promise<number> {
       "loadgen-conns": { type: "string", default: "0" },
       json: { type: "string" },
       "trace-gc": { type: "boolean" },
+      "v8-flags": { type: "string" },
+      "runner-log": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -513,10 +583,14 @@ async function main(): Promise<number> {
     return 2;
   }
 
-  const runner = await startRunner({
-    config: fixtureConfig({ sleepy: { timeoutMs: SLEEPY_TIMEOUT_MS } }),
-    ...(values["trace-gc"] ? { env: { DENO_V8_FLAGS: "--trace-gc" } } : {}),
-  });
+  const v8Flags = [values["trace-gc"] ? "--trace-gc" : "", values["v8-flags"] ?? ""]
+    .filter(Boolean).join(",");
+  const runner = await startSoakRunner(
+    fixtureConfig({ sleepy: { timeoutMs: SLEEPY_TIMEOUT_MS } }),
+    v8Flags ? { DENO_V8_FLAGS: v8Flags } : {},
+  );
+  const runnerLog = values["runner-log"] ??
+    await Deno.makeTempFile({ prefix: "soak-runner-", suffix: ".log" });
   // "Mark-Compact 41.2 (47.9) -> 33.8 (48.1) MB": the heap used (committed) after a full GC.
   const heapAfterGc = () => {
     for (let i = runner.lines.length - 1; i >= 0; i--) {
@@ -536,7 +610,22 @@ async function main(): Promise<number> {
   setup.close();
 
   const started = performance.now();
-  const until = started + minutes * 60_000;
+  let until = started + minutes * 60_000;
+  // The machine is shared: if something else stops the runner, say so instead of counting
+  // thousands of refused connections.
+  let exitedEarly: { minute: number; code: number; signal: string | null; cause: string } | null =
+    null;
+  runner.process.status.then((status) => {
+    if (performance.now() >= until) return;
+    exitedEarly = {
+      minute: round((performance.now() - started) / 60_000, 2),
+      code: status.code,
+      signal: status.signal,
+      cause: runner.lines.findLast((l) => /shutting down|fatal|panic/i.test(l)) ?? "no log line",
+    };
+    console.log(`the runner exited early: ${JSON.stringify(exitedEarly)}`);
+    until = performance.now();
+  });
   const minuteStats: Minute[] = [newMinute(1)];
   const current = () => minuteStats.at(-1)!;
   let lastSlow = 0;
@@ -554,7 +643,8 @@ async function main(): Promise<number> {
   const interval = (1000 * conns) / rate;
   const clients = Array.from(
     { length: conns },
-    (_, i) => new Client(runner.socket, routes, i + 1, current).run(until, interval, nextSlowCall),
+    (_, i) =>
+      new Client(runner.socket, routes, i + 1, current).run(() => until, interval, nextSlowCall),
   );
   const loadgen = { requests: 0, errors: 0 };
   const loadgenDone = loadgenConns && (await Deno.stat("/tmp/loadgen/loadgen").catch(() => null))
@@ -575,6 +665,7 @@ async function main(): Promise<number> {
     let nextMinute = started + 60_000;
     while (performance.now() < until) {
       await pause(Math.max(0, Math.min(nextSample, nextMinute, until) - performance.now()));
+      if (exitedEarly) break;
       if (performance.now() >= nextSample) {
         nextSample += SAMPLE_MS;
         current().samples.push(await sample(runner));
@@ -626,6 +717,7 @@ async function main(): Promise<number> {
   // A final look: sandboxes still there, nothing running, and the runner exits cleanly.
   const finalSample = await sample(runner);
   const stopped = await runner.stop();
+  await Deno.writeTextFile(runnerLog, runner.lines.join("\n") + "\n");
 
   const full = minuteStats.filter((m) => m.samples.length > 0);
   const bySandbox = new Map<string, number[]>();
@@ -691,6 +783,8 @@ async function main(): Promise<number> {
       cpuBusyPct: round(mean(m.samples.map((s) => s.cpuBusyPct))),
     })),
     growth: { runnerRssMb: runnerRss, runnerFds, sandboxes },
+    runnerLog,
+    exitedEarly,
     final: {
       sandboxes: finalSample.sandboxes.map((s) => s.name),
       runnerExit: stopped.status.code,
@@ -705,6 +799,7 @@ async function main(): Promise<number> {
     if (s.fds.flagged) summary.flags.push(`sandbox ${name} descriptors grew more than 10%`);
   }
   if (Object.keys(unexplained).length) summary.flags.push("unexplained errors");
+  if (exitedEarly) summary.flags.push("the runner exited before the end");
   if (loadgen.errors) summary.flags.push("loadgen counted errors");
   console.log(JSON.stringify(summary));
   if (values.json) await Deno.writeTextFile(values.json, JSON.stringify(summary, null, 2) + "\n");
