@@ -68,6 +68,8 @@ interface PendingCall {
   settle(outcome: CallOutcome): void;
   ctx: CallContext;
   sent: boolean;
+  /** When the call was sent to the current sandbox. */
+  sentAt: number;
   message: (out: BatchWriter) => void;
 }
 
@@ -291,6 +293,7 @@ export class PluginHost {
         settle,
         ctx,
         sent: false,
+        sentAt: 0,
         message: (out) => {
           const w = out.begin(Kind.Call).u32(id).u32(conf.id).u8(phase).bytes(request);
           if (overlay) w.raw(overlay);
@@ -321,6 +324,7 @@ export class PluginHost {
       return;
     }
     call.sent = true;
+    call.sentAt = performance.now();
     call.message(this.#out);
     this.#queueFlush();
   }
@@ -337,6 +341,7 @@ export class PluginHost {
     for (const call of this.#calls.values()) {
       if (!call.sent && !this.#waiting.includes(call)) {
         call.sent = true;
+        call.sentAt = performance.now();
         call.message(this.#out);
       }
     }
@@ -384,7 +389,12 @@ export class PluginHost {
       const message = `call exceeded its deadline of ${this.settings.timeoutMs} ms`;
       const wasSent = call.sent;
       this.#settleCall(call, failure(this.#link || wasSent ? "timeout" : "unavailable", message));
-      if (wasSent && this.#link) expired = message;
+      // Only a call the sandbox held for a good part of its budget says the worker may be
+      // stuck: one that waited for a restart or a free slot and was sent moments ago does not
+      // (killing for it made a restarted sandbox die again at once, until it was unavailable).
+      if (wasSent && this.#link && now - call.sentAt >= this.settings.timeoutMs / 2) {
+        expired = message;
+      }
     }
     for (const [id, pending] of this.#confsPending) {
       if (pending.deadline > now) {
