@@ -148,3 +148,31 @@ Deno.test("a sandbox killed in the middle of calls", async (t) => {
   deepEqual(bystander.failures, [], `a call of another plugin failed: ${bystander.failures}`);
   ok(bystander.calls > 0);
 });
+
+Deno.test("a call that waited for a free slot and then overran does not get its sandbox killed", async () => {
+  const runner = await startRunner({
+    config: fixtureConfig({ sleepy: { timeoutMs: 1000, concurrency: 1 } }),
+  });
+  const [a, b] = [await RawConn.connect(runner.socket), await RawConn.connect(runner.socket)];
+  try {
+    const token = await tokenFor(a, "sleepy", { sleepMs: 0 });
+    await reqCall(a, token, [["x-sleep-ms", "1"]]);
+    const pid = await sandboxPid(runner, "sleepy");
+    // A holds the only slot for 600 ms; B waits for it, then has about 400 ms of its 1000.
+    const first = reqCall(a, token, [["x-sleep-ms", "600"]]);
+    await pause(20);
+    const second = reqCall(b, token, [["x-sleep-ms", "600"]]);
+    const replyA = await first;
+    deepEqual(replyA.rpc === 2 && replyA.action === "stop" && latin1(replyA.body!), "slept 600");
+    deepEqual(await second, { rpc: 0, code: 1 });
+    // The sandbox that held B for 400 ms is not the one to blame: it lives on.
+    const again = await reqCall(a, token, [["x-sleep-ms", "1"]]);
+    deepEqual(again.rpc === 2 && again.action === "stop" && latin1(again.body!), "slept 1");
+    equal(await sandboxPid(runner, "sleepy"), pid);
+    ok(!runner.lines.some((line) => /killing sandbox/.test(line)), "the sandbox was killed");
+  } finally {
+    a.close();
+    b.close();
+    await runner.stop();
+  }
+});
