@@ -521,6 +521,17 @@ async function startSoakRunner(
 
 // ---- main ---------------------------------------------------------------------------------
 
+/**
+ * The middle of a minute's samples: a sandbox sampled while it restarts (fewer descriptors, a
+ * fresh heap) should not move the minute's figure.
+ */
+function median(values: number[]): number {
+  if (!values.length) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
 function mean(values: number[]): number {
   return values.length ? values.reduce((a, b) => a + b, 0) / values.length : 0;
 }
@@ -694,8 +705,8 @@ async function main(): Promise<number> {
         `abandoned ${m.abandoned}, reconnects ${m.reconnects}, ` +
         `p50 ${round(percentile(m.latencies, 50), 2)} ms p99 ${
           round(percentile(m.latencies, 99), 2)
-        } ms | runner rss ${round(mean(m.samples.map((s) => s.runner.rssMb)))} MB fds ${
-          round(mean(m.samples.map((s) => s.runner.fds)))
+        } ms | runner rss ${round(median(m.samples.map((s) => s.runner.rssMb)))} MB fds ${
+          round(median(m.samples.map((s) => s.runner.fds)))
         } | sandboxes ${last?.sandboxes.length ?? 0} rss ${
           round(sandboxRss)
         } MB fds ${sandboxFds}` +
@@ -731,8 +742,8 @@ async function main(): Promise<number> {
       const fds = m.samples.flatMap((s) => s.sandboxes.filter((x) => x.name === name)).map((x) =>
         x.fds
       );
-      bySandbox.set(name, [...bySandbox.get(name) ?? [], mean(rss)]);
-      fdsBySandbox.set(name, [...fdsBySandbox.get(name) ?? [], mean(fds)]);
+      bySandbox.set(name, [...bySandbox.get(name) ?? [], median(rss)]);
+      fdsBySandbox.set(name, [...fdsBySandbox.get(name) ?? [], median(fds)]);
     }
   }
   const totals = (pick: (m: Minute) => Record<string, number>) => {
@@ -740,8 +751,8 @@ async function main(): Promise<number> {
     for (const m of full) for (const [k, v] of Object.entries(pick(m))) out[k] = (out[k] ?? 0) + v;
     return out;
   };
-  const runnerRss = growth(full.map((m) => mean(m.samples.map((s) => s.runner.rssMb))), warmup);
-  const runnerFds = growth(full.map((m) => mean(m.samples.map((s) => s.runner.fds))), warmup);
+  const runnerRss = growth(full.map((m) => median(m.samples.map((s) => s.runner.rssMb))), warmup);
+  const runnerFds = growth(full.map((m) => median(m.samples.map((s) => s.runner.fds))), warmup);
   const sandboxes = Object.fromEntries(
     [...bySandbox.keys()].sort().map((name) => [name, {
       rssMb: growth(bySandbox.get(name)!, warmup),
@@ -774,10 +785,12 @@ async function main(): Promise<number> {
       restarts: m.restarts,
       p50Ms: round(percentile(m.latencies, 50), 2),
       p99Ms: round(percentile(m.latencies, 99), 2),
-      runnerRssMb: round(mean(m.samples.map((s) => s.runner.rssMb))),
-      runnerFds: round(mean(m.samples.map((s) => s.runner.fds))),
-      sandboxRssMb: round(mean(m.samples.map((s) => s.sandboxes.reduce((n, x) => n + x.rssMb, 0)))),
-      sandboxFds: round(mean(m.samples.map((s) => s.sandboxes.reduce((n, x) => n + x.fds, 0)))),
+      runnerRssMb: round(median(m.samples.map((s) => s.runner.rssMb))),
+      runnerFds: round(median(m.samples.map((s) => s.runner.fds))),
+      sandboxRssMb: round(
+        median(m.samples.map((s) => s.sandboxes.reduce((n, x) => n + x.rssMb, 0))),
+      ),
+      sandboxFds: round(median(m.samples.map((s) => s.sandboxes.reduce((n, x) => n + x.fds, 0)))),
       runnerHeapAfterGcMb: m.heap?.usedMb ?? null,
       loadavg: round(mean(m.samples.map((s) => s.loadavg)), 2),
       cpuBusyPct: round(mean(m.samples.map((s) => s.cpuBusyPct))),
