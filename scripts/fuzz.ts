@@ -13,6 +13,7 @@ import { parseArgs } from "node:util";
 import { type FuzzTarget, INPROC_TARGETS } from "../tests/fuzz/inproc_targets.ts";
 import { type FuzzSettings, LONG_SETTINGS } from "../tests/fuzz/messages.ts";
 import { SOCKET_TARGETS, SocketContext } from "../tests/fuzz/socket_targets.ts";
+import { startRunnerUnderOwnName } from "./start_runner.ts";
 
 const USAGE = `Usage: deno task fuzz [-- options]
 
@@ -69,7 +70,9 @@ async function main(): Promise<number> {
     ? Math.floor(Math.random() * 0x7fff_ffff)
     : Number(values.seed);
 
-  const ctx = socket.length ? await SocketContext.start() : null;
+  const ctx = socket.length
+    ? await SocketContext.start((config) => startRunnerUnderOwnName(config))
+    : null;
   const targets: Array<{ target: FuzzTarget<SocketContext>; runs: number }> = [
     ...inproc.map((target) => ({
       target: target as unknown as FuzzTarget<SocketContext>,

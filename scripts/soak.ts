@@ -27,7 +27,7 @@ import {
   type Reply,
 } from "../tests/support/apisix.ts";
 import { pause, RawConn, rawFrame } from "../tests/support/raw_conn.ts";
-import { ROOT, startFlags, waitForSocket } from "../tests/support/runner.ts";
+import { type OwnRunner as RunningRunner, startRunnerUnderOwnName } from "./start_runner.ts";
 import { fixtureConfig } from "../tests/fixtures/soak/plugins.ts";
 
 const USAGE = `Usage: deno task soak [-- options]
@@ -453,72 +453,6 @@ async function runLoadgen(
   }
 }
 
-// ---- the runner ---------------------------------------------------------------------------
-
-/** The soak's runner process. */
-interface RunningRunner {
-  socket: string;
-  process: Deno.ChildProcess;
-  lines: string[];
-  stop(): Promise<{ status: Deno.CommandStatus; ms: number }>;
-}
-
-/**
- * Starts the runner as `deno task start` does (same flags), from scripts/soak_runner.ts so that
- * another session's `pkill -f "main.ts run"` leaves it alone.
- */
-async function startSoakRunner(
-  config: unknown,
-  env: Record<string, string>,
-): Promise<RunningRunner> {
-  const dir = await Deno.makeTempDir({ prefix: "a6-soak-" });
-  const socket = `${dir}/runner.sock`;
-  await Deno.writeTextFile(`${dir}/runner.json`, JSON.stringify(config));
-  const process = new Deno.Command(Deno.execPath(), {
-    args: [
-      ...await startFlags(),
-      `${ROOT}/scripts/soak_runner.ts`,
-      "run",
-      "--config",
-      `${dir}/runner.json`,
-    ],
-    cwd: ROOT,
-    env: { APISIX_LISTEN_ADDRESS: `unix:${socket}`, NO_COLOR: "1", ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const lines: string[] = [];
-  const collect = async (stream: ReadableStream<Uint8Array>) => {
-    let partial = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      const parts = (partial + chunk).split("\n");
-      partial = parts.pop()!;
-      lines.push(...parts);
-    }
-  };
-  const outputs = Promise.all([collect(process.stdout), collect(process.stderr)]);
-  await waitForSocket(socket);
-  return {
-    socket,
-    process,
-    lines,
-    async stop() {
-      const started = performance.now();
-      try {
-        process.kill("SIGTERM");
-      } catch {
-        // Already exited.
-      }
-      const status = await process.status;
-      const ms = performance.now() - started;
-      await outputs;
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-      return { status, ms };
-    },
-  };
-}
-
 // ---- main ---------------------------------------------------------------------------------
 
 /**
@@ -596,7 +530,7 @@ async function main(): Promise<number> {
 
   const v8Flags = [values["trace-gc"] ? "--trace-gc" : "", values["v8-flags"] ?? ""]
     .filter(Boolean).join(",");
-  const runner = await startSoakRunner(
+  const runner = await startRunnerUnderOwnName(
     fixtureConfig({ sleepy: { timeoutMs: SLEEPY_TIMEOUT_MS } }),
     v8Flags ? { DENO_V8_FLAGS: v8Flags } : {},
   );

@@ -21,7 +21,7 @@ import {
   type Reply,
 } from "../support/apisix.ts";
 import { concat, pause, RawConn, type RawFrame, rawFrame } from "../support/raw_conn.ts";
-import { type RunningRunner, startRunner } from "../support/runner.ts";
+import { startRunner } from "../support/runner.ts";
 import { fixtureConfig } from "../fixtures/soak/plugins.ts";
 import type { FuzzTarget } from "./inproc_targets.ts";
 import {
@@ -51,9 +51,17 @@ export interface Route {
   token: number;
 }
 
+/** What the socket targets need of a runner process. */
+export interface TestRunner {
+  socket: string;
+  process: Deno.ChildProcess;
+  lines: string[];
+  stop(): Promise<unknown>;
+}
+
 /** A runner under fuzz, its routes, and a witness connection that must never fail. */
 export class SocketContext {
-  readonly runner: RunningRunner;
+  readonly runner: TestRunner;
   readonly routes: Route[];
   readonly digestToken: number;
   readonly varsToken: number;
@@ -71,7 +79,7 @@ export class SocketContext {
   #witness: Promise<void> | null = null;
 
   private constructor(
-    runner: RunningRunner,
+    runner: TestRunner,
     routes: Route[],
     tokens: { digest: number; vars: number; stats: number },
   ) {
@@ -83,9 +91,14 @@ export class SocketContext {
     this.known = new Set([...routes.map((r) => r.token), ...Object.values(tokens)]);
   }
 
-  /** Starts a runner with the fixture plugins, prepares routes and starts the witness. */
-  static async start(): Promise<SocketContext> {
-    const runner = await startRunner({ config: fixtureConfig() });
+  /**
+   * Starts a runner with the fixture plugins (with `start`, given the configuration), prepares
+   * routes and starts the witness.
+   */
+  static async start(
+    start: (config: unknown) => Promise<TestRunner> = (config) => startRunner({ config }),
+  ): Promise<SocketContext> {
+    const runner = await start(fixtureConfig());
     try {
       const conn = await RawConn.connect(runner.socket);
       const routes: Route[] = [];
