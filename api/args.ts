@@ -8,7 +8,20 @@ import type { ArgMap } from "./types.ts";
 type Value = string | null;
 
 function encodeQueryPart(text: string): string {
-  return encodeURIComponent(text).replace(/%20/g, "+");
+  // A byte that was not UTF-8 arrives as a lone surrogate U+DC80-U+DCFF (see
+  // decodeUtf8Lossless) and goes back as that byte; encodeURIComponent would throw on it.
+  return text.replace(
+    /[\ud800-\udbff][\udc00-\udfff]|[\ud800-\udfff]|[^\ud800-\udfff]+/g,
+    (part) => {
+      if (part.length > 1 || part.charCodeAt(0) < 0xd800 || part.charCodeAt(0) > 0xdfff) {
+        return encodeURIComponent(part);
+      }
+      const unit = part.charCodeAt(0);
+      return unit >= 0xdc80 && unit <= 0xdcff
+        ? `%${(unit - 0xdc00).toString(16).toUpperCase()}`
+        : "%EF%BF%BD";
+    },
+  ).replace(/%20/g, "+");
 }
 
 /** Query args that remember which names were changed (see {@linkcode ArgMap}). */

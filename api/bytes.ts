@@ -28,6 +28,90 @@ export function encodeUtf8(text: string): Uint8Array {
   return utf8Encoder.encode(text);
 }
 
+const wellFormed = new TextDecoder("utf-8", { ignoreBOM: true });
+
+/** Length of the valid UTF-8 sequence starting at `i` (1-4), or 0 if it is not valid there. */
+function sequenceLength(bytes: Uint8Array, i: number): number {
+  const b = bytes[i]!;
+  if (b < 0x80) return 1;
+  let need: number;
+  let low = 0x80;
+  let high = 0xbf;
+  if (b >= 0xc2 && b <= 0xdf) need = 1;
+  else if (b >= 0xe0 && b <= 0xef) {
+    need = 2;
+    if (b === 0xe0) low = 0xa0;
+    if (b === 0xed) high = 0x9f;
+  } else if (b >= 0xf0 && b <= 0xf4) {
+    need = 3;
+    if (b === 0xf0) low = 0x90;
+    if (b === 0xf4) high = 0x8f;
+  } else return 0;
+  for (let k = 1; k <= need; k++) {
+    const c = bytes[i + k];
+    if (c === undefined || c < low || c > high) return 0;
+    low = 0x80;
+    high = 0xbf;
+  }
+  return need + 1;
+}
+
+/**
+ * Decodes UTF-8 without losing anything: each byte that is not part of a valid sequence
+ * becomes the lone surrogate U+DC80–U+DCFF (Python's "surrogateescape"), so that
+ * {@linkcode encodeUtf8Lossless} gives back exactly the same bytes. A leading BOM is kept.
+ */
+export function decodeUtf8Lossless(bytes: Uint8Array): string {
+  let text = "";
+  let run = 0;
+  for (let i = 0; i < bytes.length;) {
+    if (bytes[i]! < 0x80) {
+      i++;
+      continue;
+    }
+    const length = sequenceLength(bytes, i);
+    if (length) {
+      i += length;
+      continue;
+    }
+    text += wellFormed.decode(bytes.subarray(run, i)) + String.fromCharCode(0xdc00 + bytes[i]!);
+    run = ++i;
+  }
+  return run === 0 ? wellFormed.decode(bytes) : text + wellFormed.decode(bytes.subarray(run));
+}
+
+/** Whether `text[i]` is an escaped byte from {@linkcode decodeUtf8Lossless}. */
+function isEscape(text: string, i: number): boolean {
+  const unit = text.charCodeAt(i);
+  if (unit < 0xdc80 || unit > 0xdcff) return false;
+  const before = i > 0 ? text.charCodeAt(i - 1) : 0;
+  return before < 0xd800 || before > 0xdbff;
+}
+
+/** Encodes text as UTF-8, turning the escapes of {@linkcode decodeUtf8Lossless} back into bytes. */
+export function encodeUtf8Lossless(text: string): Uint8Array {
+  const escapes: number[] = [];
+  for (let i = 0; i < text.length; i++) if (isEscape(text, i)) escapes.push(i);
+  if (escapes.length === 0) return utf8Encoder.encode(text);
+  const parts: Uint8Array[] = [];
+  let from = 0;
+  for (const at of escapes) {
+    parts.push(
+      utf8Encoder.encode(text.slice(from, at)),
+      Uint8Array.of(text.charCodeAt(at) - 0xdc00),
+    );
+    from = at + 1;
+  }
+  parts.push(utf8Encoder.encode(text.slice(from)));
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
 /** Decodes bytes as Latin-1: each byte becomes the code unit of the same value. */
 export function decodeLatin1(bytes: Uint8Array): string {
   // Header names and values are short: building the string in JS costs less than a call into

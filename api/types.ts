@@ -57,7 +57,9 @@ export interface HeaderMap extends Iterable<[string, string]> {
 /**
  * Query arguments, like `URLSearchParams` but keeping what APISIX can express: repeated names
  * keep every value in order, and an argument without `=` (`?debug`) is present with no value.
- * Names and values are decoded text (APISIX has already percent-decoded them).
+ * Names and values are decoded text (APISIX has already percent-decoded them). A byte that is not
+ * part of valid UTF-8 appears as the lone surrogate U+DC80–U+DCFF (U+DC00 plus the byte, as
+ * Python's "surrogateescape") and is sent back as that same byte.
  *
  * @example Reading and changing args
  * ```ts
@@ -166,7 +168,8 @@ export interface PluginRequest {
   /** The request method. */
   readonly method: HttpMethod;
   /**
-   * The decoded path without the query string. Setting it rewrites the upstream path; a `?` in
+   * The decoded path without the query string (bytes that are not UTF-8 as for
+   * {@linkcode ArgMap}, so they survive a rewrite). Setting it rewrites the upstream path; a `?` in
    * the new value splits off a query whose args replace the args of the same names.
    */
   path: string;

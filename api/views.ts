@@ -11,7 +11,14 @@ import { TextEntry } from "../protocol/gen/text_entry.ts";
 import { IGNORED_RESPONSE_HEADERS, METHODS } from "../protocol/apisix_rules.ts";
 import { Encoding } from "flatbuffers";
 import { ArgStore } from "./args.ts";
-import { decodeLatin1, decodeUtf8, encodeLatin1, encodeUtf8 } from "./bytes.ts";
+import {
+  decodeLatin1,
+  decodeUtf8,
+  decodeUtf8Lossless,
+  encodeLatin1,
+  encodeUtf8,
+  encodeUtf8Lossless,
+} from "./bytes.ts";
 import { HeaderStore } from "./headers.ts";
 import type { ByteEntry, Patch } from "./patch.ts";
 import type {
@@ -96,29 +103,6 @@ function headerPairs(entries: Array<[Uint8Array, Uint8Array | null]>): Array<[st
   return entries.map(([name, value]) => [decodeLatin1(name), value ? decodeLatin1(value) : ""]);
 }
 
-/**
- * Decodes UTF-8 and remembers the original bytes of any text that was not valid UTF-8, so a
- * value the plugin reads and sends back unchanged (an arg kept beside a changed one, a path it
- * rewrites to itself) keeps the exact bytes it came with.
- */
-class Utf8Memo {
-  #raw: Map<string, Uint8Array> | null = null;
-
-  decode(bytes: Uint8Array): string {
-    const text = decodeUtf8(bytes);
-    if (text.includes("\uFFFD")) {
-      const again = encodeUtf8(text);
-      const valid = again.length === bytes.length && again.every((b, i) => b === bytes[i]);
-      if (!valid) (this.#raw ??= new Map()).set(text, bytes);
-    }
-    return text;
-  }
-
-  encode(text: string): Uint8Array {
-    return this.#raw?.get(text) ?? encodeUtf8(text);
-  }
-}
-
 /** Caches ExtraInfo answers for one call, so each is asked at most once. */
 class Asked {
   #vars = new Map<string, Promise<string | null>>();
@@ -160,7 +144,6 @@ export class RequestView implements PluginRequest {
   #host: CallHost;
   #path: string | null = null;
   #pathChanged = false;
-  #utf8 = new Utf8Memo();
   #headers: HeaderStore | null = null;
   #args: ArgStore | null = null;
   #newBody: Uint8Array | null = null;
@@ -187,7 +170,7 @@ export class RequestView implements PluginRequest {
     if (this.#path === null) {
       const bytes = this.#overlay?.path ??
         (this.#req.path(Encoding.UTF8_BYTES) as Uint8Array | null);
-      this.#path = bytes ? this.#utf8.decode(bytes) : "/";
+      this.#path = bytes ? decodeUtf8Lossless(bytes) : "/";
     }
     return this.#path;
   }
@@ -235,12 +218,12 @@ export class RequestView implements PluginRequest {
       const args = new ArgStore(
         readEntries(req.argsLength(), (i, e) => req.args(i, e)).map((
           [name, value],
-        ) => [this.#utf8.decode(name), value ? this.#utf8.decode(value) : null]),
+        ) => [decodeUtf8Lossless(name), value ? decodeUtf8Lossless(value) : null]),
       );
       for (const [name, values] of this.#overlay?.args ?? []) {
         args.restore(
-          this.#utf8.decode(encodeLatin1(name)),
-          values.map((v) => v === null ? null : this.#utf8.decode(v)),
+          decodeUtf8Lossless(encodeLatin1(name)),
+          values.map((v) => v === null ? null : decodeUtf8Lossless(v)),
         );
       }
       this.#args = args;
@@ -278,7 +261,7 @@ export class RequestView implements PluginRequest {
 
   /** Adds this view's changes to `patch`. */
   collect(patch: Patch): void {
-    if (this.#pathChanged) patch.path = this.#utf8.encode(this.#path!);
+    if (this.#pathChanged) patch.path = encodeUtf8Lossless(this.#path!);
     const headers = this.#headers;
     if (headers?.changed) {
       patch.headers = new Map();
@@ -298,8 +281,8 @@ export class RequestView implements PluginRequest {
       patch.args = new Map();
       for (const name of args.changed) {
         patch.args.set(
-          decodeLatin1(this.#utf8.encode(name)),
-          args.valuesOf(name).map((v) => v === null ? null : this.#utf8.encode(v)),
+          decodeLatin1(encodeUtf8Lossless(name)),
+          args.valuesOf(name).map((v) => v === null ? null : encodeUtf8Lossless(v)),
         );
       }
     }

@@ -32,6 +32,13 @@ export type TableShape = readonly (FieldKind | null)[];
 
 const SCALAR_SIZE = { u8: 1, u16: 2, u32: 4 } as const;
 
+/**
+ * Most tables one vector may hold. APISIX sends at most a few thousand headers or args, but
+ * 16 MiB can hold four million elements that all point at one table: checking, decoding and
+ * copying those would stall every connection for seconds.
+ */
+export const MAX_TABLE_VECTOR = 65_536;
+
 /** `TextEntry { name: string; value: string }`. */
 export const TEXT_ENTRY: TableShape = ["string", "string"];
 
@@ -91,6 +98,9 @@ function verifyTable(view: DataView, table: number, shape: TableShape, where: st
     if (!kind) continue;
     const fieldOffset = view.getUint16(vtable + 4 + 2 * id, true);
     if (fieldOffset === 0) continue;
+    // The generated readers read vtable entries as signed 16-bit numbers: an offset above
+    // 0x7fff would send them to a place before the table that this check never saw.
+    if (fieldOffset > 0x7fff) fail(`${where}: field ${id} offset ${fieldOffset} out of range`);
     const at = table + fieldOffset;
     if (kind === "u8" || kind === "u16" || kind === "u32") {
       if (fieldOffset + SCALAR_SIZE[kind] > tableSize) {
@@ -104,6 +114,9 @@ function verifyTable(view: DataView, table: number, shape: TableShape, where: st
       verifyVector(view, target, 1, kind === "string", where, id);
     } else if ("tableVector" in kind) {
       const count = verifyVector(view, target, 4, false, where, id);
+      if (count > MAX_TABLE_VECTOR) {
+        fail(`${where}.${id}: ${count} tables in one vector, more than ${MAX_TABLE_VECTOR}`);
+      }
       for (let i = 0; i < count; i++) {
         const slot = target + 4 + 4 * i;
         verifyTable(view, slot + view.getUint32(slot, true), kind.tableVector, where);

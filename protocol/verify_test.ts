@@ -167,7 +167,7 @@ Deno.test("verifyRoot rejects bad vtables", () => {
   malformed(withTableSize(0xfff0), HTTP_REQ_CALL_REQ, /table size/);
   // A field offset past the table's own size.
   const field = FULL_REQ_CALL.slice();
-  view(field).setUint16(vtable + 4 + 2 * 6, 0xff00, true);
+  view(field).setUint16(vtable + 4 + 2 * 6, 0x7f00, true);
   malformed(field, HTTP_REQ_CALL_REQ, /field 6 outside its table/);
 });
 

@@ -50,6 +50,9 @@ const FLOOR_ACTION = {
   body: new TextEncoder().encode("hello"),
 } as const;
 
+/** Most plugins one PrepareConf may list. */
+export const MAX_CONF_ENTRIES = 1024;
+
 /** Thrown when APISIX breaks the exchange rules; the connection is answered and closed. */
 class ExchangeError extends Error {}
 
@@ -180,6 +183,19 @@ export class Connection {
     }
     const req = PrepareConfReq.getRootAsPrepareConfReq(new ByteBuffer(payload));
     const key = req.key() ?? "";
+    // A route lists a handful of plugins. A conf vector can name millions in 16 MiB (entries
+    // may all point at one table), and each would be prepared and logged one by one.
+    if (req.confLength() > MAX_CONF_ENTRIES) {
+      log.conn.warn(
+        "connection {id}: PrepareConf lists {count} plugins, more than {max}; answered BAD_REQUEST",
+        {
+          id: this.id,
+          count: req.confLength(),
+          max: MAX_CONF_ENTRIES,
+        },
+      );
+      return await this.#error(ErrCode.BadRequest);
+    }
     const entries: Array<[string, string]> = [];
     const entry = new TextEntry();
     for (let i = 0; i < req.confLength(); i++) {

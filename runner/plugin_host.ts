@@ -71,6 +71,8 @@ interface PendingCall {
   ctx: CallContext;
   /** Written to the current sandbox. */
   sent: boolean;
+  /** When it was written to the current sandbox. */
+  sentAt: number;
   /** ExtraInfo questions of this call that APISIX has not answered yet. */
   asking: number;
   /** Waiting for a concurrency slot. */
@@ -86,6 +88,8 @@ interface PendingConf {
   handle: ConfHandle;
   deadline: number;
   settle(result: ConfResult): void;
+  /** Sandboxes that died while this conf was being parsed. */
+  deaths: number;
 }
 
 // Flow control: batches sent but not yet acknowledged by the worker.
@@ -188,6 +192,14 @@ export class PluginHost {
     this.#readyWaiter = null;
     const sent = [...this.#calls.values()].filter((call) => call.sent);
     for (const call of sent) this.#settleCall(call, failure(cause, message));
+    // A conf parse in flight waits for the next sandbox, which gets every conf again: failing
+    // it would leave the plugin out of its routes because another call crashed the sandbox.
+    // If the next sandbox dies under it too, the conf itself is the likely cause.
+    for (const [id, pending] of this.#confsPending) {
+      if (++pending.deaths < 2) continue;
+      this.#confsPending.delete(id);
+      pending.settle({ ok: false, cause, message });
+    }
   }
 
   /** The sandbox could not start: every conf parse waiting for it fails with `cause`. */
@@ -230,7 +242,7 @@ export class PluginHost {
       // parseConf's deadline starts when the conf reaches a running sandbox: a cold start
       // (bounded by the supervisor) must not reject the conf, which would leave the route
       // without the plugin.
-      const pending: PendingConf = { handle, deadline: Infinity, settle };
+      const pending: PendingConf = { handle, deadline: Infinity, settle, deaths: 0 };
       this.#confsPending.set(handle.id, pending);
       if (this.#link) {
         this.#startConfDeadline(pending);
@@ -294,6 +306,7 @@ export class PluginHost {
         settle,
         ctx,
         sent: false,
+        sentAt: 0,
         asking: 0,
         queued: false,
         confId: conf.id,
@@ -336,6 +349,7 @@ export class PluginHost {
 
   #write(call: PendingCall): void {
     call.sent = true;
+    call.sentAt = performance.now();
     const out = this.#out;
     const w = out.begin(Kind.Call).u32(call.id).u32(call.confId).u8(call.phase).bytes(call.request);
     if (call.overlay) w.raw(call.overlay);
@@ -407,8 +421,12 @@ export class PluginHost {
       if (waiting) {
         this.log.warn("{message}: the call alone is cancelled", { message });
         this.#sendCancel(call);
-      } else {
+      } else if (now - call.sentAt >= this.settings.timeoutMs / 2) {
         expired = message;
+      } else {
+        // Sent moments ago after waiting for a restart or a free slot: this says nothing about
+        // the worker (killing for it made a restarted sandbox die again at once).
+        this.#sendCancel(call);
       }
     }
     for (const [id, pending] of this.#confsPending) {

@@ -91,24 +91,56 @@ export class RunnerServer {
     this.plugins = new PluginRegistry(config);
   }
 
-  /** Creates the socket: parent folder, stale file removed, mode 0766 (§1.3). */
+  /**
+   * Creates the socket: parent folder, stale file replaced, mode 0766 (§1.3).
+   *
+   * Deno's listener unlinks the path it was bound to when it closes, whatever file is there by
+   * then: at a reload that is the newer runner's socket (apache/apisix#11347). So the socket is
+   * bound under a temporary name in the same folder and renamed over the path, which also
+   * replaces a stale file atomically (no moment where APISIX finds no socket).
+   */
   listen(): void {
     Deno.mkdirSync(dirname(this.path), { recursive: true });
+    let stale = false;
     try {
-      const stale = Deno.lstatSync(this.path);
-      if (stale.isDirectory) {
+      if (Deno.lstatSync(this.path).isDirectory) {
         throw new EnvironmentError(`${this.path} is a directory, not a socket path`);
       }
-      Deno.removeSync(this.path);
-      log.runner.info("removed stale file at {path}", { path: this.path });
+      stale = true;
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
-    this.#listener = Deno.listen({ transport: "unix", path: this.path });
+    this.#listener = this.#bind(`${this.path}.${Deno.pid}`);
+    if (stale) log.runner.info("removed stale file at {path}", { path: this.path });
     // nginx workers often run as nobody: they must be able to connect.
     Deno.chmodSync(this.path, 0o766);
     this.#inode = Deno.statSync(this.path).ino;
     log.runner.info("listening on unix:{path}", { path: this.path });
+  }
+
+  #bind(temporary: string): Deno.Listener {
+    // A Unix socket path holds at most 107 bytes; without room for the suffix, bind in place.
+    if (new TextEncoder().encode(temporary).length > 107) {
+      try {
+        Deno.removeSync(this.path);
+      } catch (error) {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      }
+      return Deno.listen({ transport: "unix", path: this.path });
+    }
+    try {
+      Deno.removeSync(temporary);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    const listener = Deno.listen({ transport: "unix", path: temporary });
+    try {
+      Deno.renameSync(temporary, this.path);
+    } catch (error) {
+      listener.close();
+      throw error;
+    }
+    return listener;
   }
 
   /** Accepts connections until {@linkcode shutdown}. */
