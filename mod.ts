@@ -51,5 +51,6 @@ export type {
   Plugin,
   PluginRequest,
   PluginResponse,
+  Prefetch,
   UpstreamResponse,
 } from "./api/types.ts";

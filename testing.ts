@@ -45,6 +45,7 @@ import { ByteWriter, decodeUtf8, encodeUtf8 } from "./api/bytes.ts";
 import { assertPlugin, defaultParseConf } from "./api/define.ts";
 import { HeaderStore } from "./api/headers.ts";
 import { Patch } from "./api/patch.ts";
+import { checkPrefetch, type PrefetchList } from "./api/prefetch.ts";
 import type { ArgMap, HeaderMap, HttpMethod, Plugin } from "./api/types.ts";
 import { type CallHost, RequestView, ResponseWriter, UpstreamResponseView } from "./api/views.ts";
 import { IGNORED_RESPONSE_HEADERS } from "./protocol/apisix_rules.ts";
@@ -504,6 +505,7 @@ export type ChainLink = readonly [plugin: Plugin<any>, conf?: unknown];
 interface Prepared {
   plugin: Plugin<unknown>;
   conf: unknown;
+  prefetch: PrefetchList | null;
 }
 
 const CONF_TOKEN = 1;
@@ -519,7 +521,8 @@ async function prepare(plugin: ChainLink[0], conf: unknown): Promise<Prepared> {
   assertPlugin(plugin);
   const raw = confString(conf);
   const parsed = plugin.parseConf ? await plugin.parseConf(raw) : defaultParseConf(raw);
-  return { plugin: plugin as Plugin<unknown>, conf: parsed };
+  const prefetch = checkPrefetch(plugin.prefetch?.(parsed));
+  return { plugin: plugin as Plugin<unknown>, conf: parsed, prefetch };
 }
 
 function toBytes(body: string | Uint8Array | null | undefined): Uint8Array | null {
@@ -601,9 +604,17 @@ async function runChain(
   };
   let merged: Patch | null = null;
   let overlay: Patch | null = null;
-  for (const { plugin, conf } of links) {
+  for (const { plugin, conf, prefetch } of links) {
     const filter = phase === REQUEST ? plugin.requestFilter : plugin.responseFilter;
     if (!filter) continue;
+    // Declared ExtraInfo is asked before the filter runs, read or not, as the runner does.
+    if (prefetch) {
+      const asked = prefetch.vars.map((name) => ask("var", name));
+      const replaced = (phase === REQUEST ? overlay?.requestBody : overlay?.responseBody) ?? null;
+      if (prefetch.requestBody && phase === REQUEST && !replaced) asked.push(ask("reqBody"));
+      if (prefetch.responseBody && phase === RESPONSE && !replaced) asked.push(ask("respBody"));
+      await Promise.all(asked);
+    }
     const host: CallHost = {
       ask,
       warn: (message) => warnings.push(`${plugin.name}: ${message}`),

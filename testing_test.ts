@@ -318,3 +318,24 @@ Deno.test("parseQuery follows ngx.req.get_uri_args", () => {
   ]);
   deepEqual(parseQuery(""), []);
 });
+
+Deno.test("the test kit asks what a conf prefetches, read or not, and rejects a bad declaration", async () => {
+  const tagger = definePlugin<{ vars: string[] }>({
+    name: "tagger",
+    parseConf: (raw) => JSON.parse(raw),
+    prefetch: (conf) => ({ vars: conf.vars, requestBody: true }),
+    async requestFilter(_conf, req) {
+      req.headers.set("x-from", (await req.var("remote_addr")) ?? "-");
+    },
+  });
+  const plugin = await testPlugin(tagger, { vars: ["remote_addr", "uri"] });
+  const outcome = await plugin.request({ vars: { remote_addr: "10.0.0.9" }, body: "b" });
+  deepEqual(outcome.asks, [
+    { kind: "var", name: "remote_addr" },
+    { kind: "var", name: "uri" },
+    { kind: "reqBody" },
+  ]);
+  assertRewrite(outcome);
+  equal(outcome.upstream.headers.get("x-from"), "10.0.0.9");
+  await rejects(testPlugin(tagger, { vars: ["no spaces please"] }), /var name must be/);
+});

@@ -48,7 +48,7 @@ export function assertPlugin(value: unknown): asserts value is Plugin<unknown> {
       }`,
     );
   }
-  for (const key of ["parseConf", "requestFilter", "responseFilter"]) {
+  for (const key of ["parseConf", "prefetch", "requestFilter", "responseFilter"]) {
     if (plugin[key] !== undefined && typeof plugin[key] !== "function") {
       throw new TypeError(`Plugin ${plugin.name}: ${key} must be a function`);
     }

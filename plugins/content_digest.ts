@@ -58,6 +58,8 @@ export default definePlugin<ContentDigestConf>({
     const conf = Fields.parse(raw, ["require"]);
     return { require: conf.boolean("require", false) };
   },
+  // Every call digests the body: the runner asks APISIX for it before the call.
+  prefetch: () => ({ requestBody: true }),
   async requestFilter(conf, req, res) {
     const body = await req.body();
     const sha256 = digest("sha256", body);

@@ -15,8 +15,8 @@
  *   (`"$remote_addr $http_user_agent"`). Without a key the route has one bucket. A request whose
  *   key variable is unset is counted under its client address, as APISIX does.
  *
- * The buckets live in the parsed conf, so each route conf has its own (the runner parses a conf
- * string once, so routes with byte-identical confs share their buckets). At most 100,000 keys
+ * The buckets live in the parsed conf, so each route has its own (every PrepareConf gets its own
+ * parse, even of byte-identical conf strings). At most 100,000 keys
  * are tracked per conf; beyond that the least recently seen key is forgotten. Keep
  * `burst / rate` below the plugin's call timeout (10 s by default), since a delayed request
  * waits inside its call.
@@ -25,7 +25,7 @@
  */
 import { definePlugin, type Plugin } from "../mod.ts";
 import { fail, Fields } from "./conf_reader.ts";
-import { fetchVars, VarTemplate } from "./var_template.ts";
+import { fetchVars, MAX_PREFETCH_VARS, VarTemplate } from "./var_template.ts";
 
 /** Where the plugin gets the time, so tests can run it on a fake clock. */
 export interface Clock {
@@ -147,6 +147,8 @@ export function createLimitReq(clock: Clock = systemClock): Plugin<LimitReqConf>
   return definePlugin<LimitReqConf>({
     name: "limit-req",
     parseConf: parse,
+    // Every call reads the key's variables: the runner asks APISIX before the call.
+    prefetch: (conf) => conf.key ? { vars: conf.key.vars.slice(0, MAX_PREFETCH_VARS) } : undefined,
     async requestFilter(conf, req, res) {
       let key = "";
       if (conf.key) {

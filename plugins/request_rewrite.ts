@@ -28,7 +28,7 @@
 import { definePlugin, type PluginRequest } from "../mod.ts";
 import { IGNORED_RESPONSE_HEADERS } from "../protocol/apisix_rules.ts";
 import { ConfError, fail, Fields, headerName, headerPairs, toByteString } from "./conf_reader.ts";
-import { fetchVars, VarTemplate } from "./var_template.ts";
+import { fetchVars, MAX_PREFETCH_VARS, VarTemplate } from "./var_template.ts";
 
 type Pairs = Array<[string, VarTemplate]>;
 
@@ -151,6 +151,9 @@ function fetchAll(conf: RequestRewriteConf, req: PluginRequest) {
 export default definePlugin<RequestRewriteConf>({
   name: "request-rewrite",
   parseConf: parse,
+  // Every call reads every variable the templates name: the runner asks APISIX before the call.
+  prefetch: (conf) =>
+    conf.vars.length ? { vars: conf.vars.slice(0, MAX_PREFETCH_VARS) } : undefined,
   async requestFilter(conf, req, res) {
     const values = await fetchAll(conf, req);
     // Header values are byte strings: a variable's text goes as its UTF-8 bytes.

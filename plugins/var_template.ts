@@ -11,6 +11,9 @@
  */
 import { ConfError } from "./conf_reader.ts";
 
+/** Most variables a plugin may declare in `prefetch` (see the `Prefetch` type); more are read as they are used. */
+export const MAX_PREFETCH_VARS = 32;
+
 /** One variable reference. */
 interface VarRef {
   name: string;

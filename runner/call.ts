@@ -130,6 +130,7 @@ export class CallState implements CallContext {
         this.#request,
         overlay,
         this,
+        merged,
       );
       span?.end(outcome.ok ? "ok" : outcome.cause);
       this.#current = null;

@@ -17,7 +17,7 @@ function fakeHost(name: string, filters = { request: true, response: false }) {
 
 let nextHandle = 1;
 function link(host: PluginHost): ChainLink {
-  const handle: ConfHandle = { id: nextHandle++, raw: "{}" };
+  const handle: ConfHandle = { id: nextHandle++, raw: "{}", prefetch: null };
   return { host, handle };
 }
 

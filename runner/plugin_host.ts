@@ -6,9 +6,18 @@
  * @module
  */
 import type { Logger } from "@logtape/logtape";
-import { ByteFormatError, decodeUtf8 } from "../api/bytes.ts";
+import { ByteFormatError, decodeUtf8, encodeUtf8 } from "../api/bytes.ts";
 import { Patch } from "../api/patch.ts";
-import { BatchWriter, FailCause, Info, Kind, LogLevel, readMessages } from "../sandbox/messages.ts";
+import { type PrefetchList, readPrefetch } from "../api/prefetch.ts";
+import {
+  BatchWriter,
+  FailCause,
+  Info,
+  Kind,
+  LogLevel,
+  Phase,
+  readMessages,
+} from "../sandbox/messages.ts";
 import type { PluginSettings } from "./config.ts";
 import { pluginLogger } from "./log.ts";
 import { Histogram, OutcomeCounters } from "./metrics_core.ts";
@@ -46,7 +55,9 @@ export interface HostEvents {
   wake(host: PluginHost): void;
 }
 
-type ConfResult = { ok: true } | { ok: false; cause: FailureCause; message: string };
+type ConfResult =
+  | { ok: true; prefetch: PrefetchList | null }
+  | { ok: false; cause: FailureCause; message: string };
 
 /** The outcome of {@linkcode PluginHost.prepare}. */
 export type PrepareResult =
@@ -61,6 +72,15 @@ export type PrepareResult =
 export interface ConfHandle {
   readonly id: number;
   readonly raw: string;
+  /** What the plugin reads on every call with this conf (see `api/prefetch.ts`). */
+  prefetch: PrefetchList | null;
+}
+
+/** An ExtraInfo answer asked before the call went to the worker. */
+interface PrefetchedAnswer {
+  info: number;
+  name: string;
+  value: Uint8Array | null;
 }
 
 interface PendingCall {
@@ -75,6 +95,9 @@ interface PendingCall {
   sentAt: number;
   /** ExtraInfo questions of this call that APISIX has not answered yet. */
   asking: number;
+  /** Waiting for its prefetched answers before it can be admitted. */
+  prefetching: boolean;
+  answers: PrefetchedAnswer[] | null;
   /** Waiting for a concurrency slot. */
   queued: boolean;
   confId: number;
@@ -97,6 +120,7 @@ const MAX_BATCHES_IN_FLIGHT = 2;
 // A worker may send this many messages that match nothing per second before it is a flood.
 const MAX_STRAY_PER_SECOND = 10_000;
 const MAX_ID = 0xffff_ffff;
+const EMPTY = new Uint8Array();
 
 function failure(cause: FailureCause, message: string): CallOutcome {
   return { ok: false, cause, message };
@@ -235,7 +259,7 @@ export class PluginHost {
       this.counters.add("unavailable");
       return { ok: false, cause: "unavailable", message: this.#unavailable };
     }
-    const handle: ConfHandle = { id: this.#nextConfId++, raw };
+    const handle: ConfHandle = { id: this.#nextConfId++, raw, prefetch: null };
     if (this.#nextConfId > MAX_ID) this.#nextConfId = 1;
     this.#confsById.set(handle.id, handle);
     const result = await new Promise<ConfResult>((settle) => {
@@ -249,7 +273,10 @@ export class PluginHost {
         this.#sendConf(handle);
       } else this.#events.wake(this);
     });
-    if (result.ok) return { ok: true, handle };
+    if (result.ok) {
+      handle.prefetch = result.prefetch;
+      return { ok: true, handle };
+    }
     this.#confsById.delete(handle.id);
     this.counters.add(result.cause);
     return result;
@@ -282,7 +309,7 @@ export class PluginHost {
    * Runs the plugin's filter for one request (`phase` 0) or response (`phase` 1). `request` is
    * the verified payload APISIX sent (it may be a view of a buffer the caller reuses once this
    * returns: it is copied if it cannot be sent at once), `overlay` the merged patch of earlier
-   * plugins.
+   * plugins, encoded, and `earlier` the same patch (a body it replaced is not prefetched).
    */
   call(
     conf: ConfHandle,
@@ -290,6 +317,7 @@ export class PluginHost {
     request: Uint8Array,
     overlay: Uint8Array | null,
     ctx: CallContext,
+    earlier: Patch | null = null,
   ): Promise<CallOutcome> {
     if (this.#unavailable) {
       this.counters.add("unavailable");
@@ -308,6 +336,8 @@ export class PluginHost {
         sent: false,
         sentAt: 0,
         asking: 0,
+        prefetching: false,
+        answers: null,
         queued: false,
         confId: conf.id,
         phase,
@@ -316,14 +346,48 @@ export class PluginHost {
       };
       this.#calls.set(id, call);
       this.#armDeadline(call.deadline);
-      if (this.#inFlight < this.settings.concurrency) this.#send(call);
-      else {
-        call.queued = true;
-        this.#waiting.push(call);
-      }
+      if (conf.prefetch) this.#prefetch(call, conf.prefetch, earlier);
+      else this.#admit(call);
       // `request` may be a view of the connection's read buffer, valid only until the caller
       // reads again: a call that waits keeps a copy.
       if (!call.sent) call.request = request.slice();
+    });
+  }
+
+  #admit(call: PendingCall): void {
+    if (this.#inFlight < this.settings.concurrency) this.#send(call);
+    else {
+      call.queued = true;
+      this.#waiting.push(call);
+    }
+  }
+
+  /** Asks APISIX what the conf declared, then admits the call with the answers. */
+  #prefetch(call: PendingCall, list: PrefetchList, earlier: Patch | null): void {
+    const questions: Array<[number, "var" | "reqBody" | "respBody", string]> = list.vars.map(
+      (name) => [Info.Var, "var", name],
+    );
+    // A body an earlier plugin replaced is what the plugin reads: APISIX's is not needed.
+    if (list.requestBody && call.phase === Phase.Request && !earlier?.requestBody) {
+      questions.push([Info.ReqBody, "reqBody", ""]);
+    }
+    if (list.responseBody && call.phase === Phase.Response && !earlier?.responseBody) {
+      questions.push([Info.RespBody, "respBody", ""]);
+    }
+    if (!questions.length) return this.#admit(call);
+    call.prefetching = true;
+    call.asking = questions.length;
+    Promise.all(questions.map(([, kind, name]) => call.ctx.ask(kind, name))).then((values) => {
+      call.asking = 0;
+      call.prefetching = false;
+      // Settled meanwhile: a deadline while APISIX answered, or the client went away.
+      if (!this.#calls.has(call.id)) return;
+      call.answers = questions.map(([info, , name], i) => ({ info, name, value: values[i]! }));
+      this.#admit(call);
+    }, () => {
+      // The connection failed; the connection handler abandons the call.
+      call.asking = 0;
+      call.prefetching = false;
     });
   }
 
@@ -352,6 +416,13 @@ export class PluginHost {
     call.sentAt = performance.now();
     const out = this.#out;
     const w = out.begin(Kind.Call).u32(call.id).u32(call.confId).u8(call.phase).bytes(call.request);
+    const answers = call.answers;
+    w.u8(answers?.length ?? 0);
+    for (const { info, name, value } of answers ?? []) {
+      const nameBytes = encodeUtf8(name);
+      w.u8(info).u16(nameBytes.length).raw(nameBytes);
+      w.u8(value === null ? 0 : 1).bytes(value ?? EMPTY);
+    }
     if (call.overlay) w.raw(call.overlay);
     out.end();
   }
@@ -366,7 +437,7 @@ export class PluginHost {
   /** Sends calls that were admitted while no sandbox was attached. */
   #pump(): void {
     for (const call of this.#calls.values()) {
-      if (!call.sent && !call.queued) this.#write(call);
+      if (!call.sent && !call.queued && !call.prefetching) this.#write(call);
     }
   }
 
@@ -414,7 +485,13 @@ export class PluginHost {
       const waiting = call.asking > 0 ? " while waiting for APISIX's answer" : "";
       const message = `call exceeded its deadline of ${this.settings.timeoutMs} ms${waiting}`;
       const wasSent = call.sent;
-      this.#settleCall(call, failure(this.#link || wasSent ? "timeout" : "unavailable", message));
+      // A call still waiting for its prefetched answers timed out on APISIX, not the sandbox.
+      const onApisix = call.prefetching;
+      this.#settleCall(
+        call,
+        failure(this.#link || wasSent || onApisix ? "timeout" : "unavailable", message),
+      );
+      if (onApisix) this.log.warn("{message}: the call never reached the plugin", { message });
       if (!wasSent || !this.#link) continue;
       // A call waiting for APISIX (a slow client body, say) says nothing about the worker:
       // cancel it alone rather than kill the sandbox and every other call in it.
@@ -499,8 +576,8 @@ export class PluginHost {
           case Kind.ConfFailed: {
             const id = body.u32();
             const pending = this.#confsPending.get(id);
-            const reason = decodeUtf8(body.rest());
             if (!pending) {
+              const reason = kind === Kind.ConfFailed ? decodeUtf8(body.rest()) : "";
               // A conf replayed into a restarted sandbox: drop it if it no longer parses.
               const handle = this.#confsById.get(id);
               if (kind === Kind.ConfFailed && handle) {
@@ -513,8 +590,8 @@ export class PluginHost {
             this.#confsPending.delete(id);
             pending.settle(
               kind === Kind.ConfOk
-                ? { ok: true }
-                : { ok: false, cause: "bad_conf", message: reason },
+                ? { ok: true, prefetch: readPrefetch(body) }
+                : { ok: false, cause: "bad_conf", message: decodeUtf8(body.rest()) },
             );
             return;
           }

@@ -16,7 +16,11 @@ export const Kind = {
   Conf: 1,
   /** `u32 confId`. Forget a conf. */
   DropConf: 2,
-  /** `u32 callId, u32 confId, u8 phase, u32 n, n request bytes`, rest: the overlay patch. */
+  /**
+   * `u32 callId, u32 confId, u8 phase, u32 n, n request bytes, u8 count`, `count` prefetched
+   * answers (`u8 info, u16 n, n name bytes, u8 present, u32 n, n answer bytes`), rest: the
+   * overlay patch.
+   */
   Call: 3,
   /** `u32 callId, u32 askId, u8 present`, rest: the answer bytes. */
   Answer: 4,
@@ -26,7 +30,7 @@ export const Kind = {
   Ready: 16,
   /** Rest: why the plugin module could not be loaded. */
   LoadFailed: 17,
-  /** `u32 confId`. */
+  /** `u32 confId`, then the conf's prefetch list (see `api/prefetch.ts`). */
   ConfOk: 18,
   /** `u32 confId`, rest: the reason. */
   ConfFailed: 19,

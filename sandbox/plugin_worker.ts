@@ -12,6 +12,7 @@ import "../mod.ts";
 import { ByteFormatError, type ByteReader, decodeUtf8 } from "../api/bytes.ts";
 import { assertPlugin, defaultParseConf } from "../api/define.ts";
 import { Patch } from "../api/patch.ts";
+import { checkPrefetch, writePrefetch } from "../api/prefetch.ts";
 import type { Plugin } from "../api/types.ts";
 import { type CallHost, RequestView, ResponseWriter, UpstreamResponseView } from "../api/views.ts";
 import { HttpReqCallReq } from "../protocol/gen/http_req_call_req.ts";
@@ -83,21 +84,28 @@ function errorText(error: unknown): string {
   );
 }
 
+/** ExtraInfo answers that came with a call, by `var:<name>`, `reqBody` or `respBody`. */
+type Prefetched = Map<string, Uint8Array | null>;
+
 /** One call in this worker: the plugin's CallHost, and where its outcome goes. */
 class WorkerCall implements CallHost {
   readonly id: number;
   cancelled = false;
   #asks: Map<number, PendingAsk> | null = null;
   #nextAsk = 0;
+  #prefetched: Prefetched | null;
   #req: RequestView | null = null;
   #res: ResponseWriter | UpstreamResponseView | null = null;
 
-  constructor(id: number) {
+  constructor(id: number, prefetched: Prefetched | null) {
     this.id = id;
+    this.#prefetched = prefetched;
   }
 
   ask(info: "var" | "reqBody" | "respBody", name?: string): Promise<Uint8Array | null> {
     if (this.cancelled) return Promise.reject(new Error("the call was already answered"));
+    const key = info === "var" ? `var:${name}` : info;
+    if (this.#prefetched?.has(key)) return Promise.resolve(this.#prefetched.get(key)!);
     const askId = this.#nextAsk++;
     const code = info === "var" ? Info.Var : info === "reqBody" ? Info.ReqBody : Info.RespBody;
     out.begin(Kind.Ask).u32(this.id).u32(askId).u8(code).rawUtf8(name ?? "");
@@ -184,16 +192,37 @@ class WorkerCall implements CallHost {
 // queued meanwhile in one batch, so a call may arrive before its conf is parsed: it waits.
 const parsing = new Map<number, Promise<void>>();
 
+const INFO_KEYS: Record<number, string> = {
+  [Info.ReqBody]: "reqBody",
+  [Info.RespBody]: "respBody",
+};
+
+function readPrefetched(body: ByteReader): Prefetched | null {
+  const count = body.u8();
+  if (count === 0) return null;
+  const answers: Prefetched = new Map();
+  for (let i = 0; i < count; i++) {
+    const info = body.u8();
+    const name = decodeUtf8(body.raw(body.u16()));
+    const present = body.u8() === 1;
+    // The batch buffer is this message's own (it was transferred), so a view is safe to keep.
+    const value = body.bytesView();
+    answers.set(info === Info.Var ? `var:${name}` : INFO_KEYS[info] ?? "", present ? value : null);
+  }
+  return answers;
+}
+
 function startCall(body: ByteReader): void {
   const callId = body.u32();
   const confId = body.u32();
   const phase = body.u8();
   const request = body.raw(body.u32());
+  const prefetched = readPrefetched(body);
   const overlayBytes = body.rest();
   const parse = confs.has(confId) ? undefined : parsing.get(confId);
-  if (!parse) return runCall(callId, confId, phase, request, overlayBytes);
+  if (!parse) return runCall(callId, confId, phase, request, prefetched, overlayBytes);
   parse.then(() => {
-    runCall(callId, confId, phase, request, overlayBytes);
+    runCall(callId, confId, phase, request, prefetched, overlayBytes);
     queueFlush();
   });
 }
@@ -203,6 +232,7 @@ function runCall(
   confId: number,
   phase: number,
   request: Uint8Array,
+  prefetched: Prefetched | null,
   overlayBytes: Uint8Array,
 ): void {
   if (!confs.has(confId)) {
@@ -210,7 +240,7 @@ function runCall(
     out.end();
     return;
   }
-  const call = new WorkerCall(callId);
+  const call = new WorkerCall(callId, prefetched);
   calls.set(callId, call);
   try {
     const overlay = overlayBytes.length ? Patch.decode(overlayBytes) : null;
@@ -238,8 +268,9 @@ function cancel(callId: number): void {
 async function parseConf(confId: number, raw: string): Promise<void> {
   try {
     const conf = plugin!.parseConf ? await plugin!.parseConf(raw) : defaultParseConf(raw);
+    const prefetch = checkPrefetch(plugin!.prefetch?.(conf));
     confs.set(confId, conf);
-    out.begin(Kind.ConfOk).u32(confId);
+    writePrefetch(out.begin(Kind.ConfOk).u32(confId), prefetch);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     out.begin(Kind.ConfFailed).u32(confId).rawUtf8(reason.slice(0, 2048));
