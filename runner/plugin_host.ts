@@ -19,6 +19,7 @@ import {
   readMessages,
 } from "../sandbox/messages.ts";
 import type { PluginSettings } from "./config.ts";
+import { LineLimiter } from "./line_limiter.ts";
 import { pluginLogger } from "./log.ts";
 import { Histogram, OutcomeCounters } from "./metrics_core.ts";
 
@@ -158,11 +159,23 @@ export class PluginHost {
   #strayWindow = 0;
   #strays = 0;
   #readyWaiter: { resolve(): void; reject(error: Error): void } | null = null;
+  // Lines logged once per failed call share the plugin's console budget, so a plugin that fails
+  // every request cannot flood the runner's log.
+  #callLines: LineLimiter;
 
   constructor(settings: PluginSettings, events: HostEvents) {
     this.settings = settings;
     this.#events = events;
     this.log = pluginLogger(settings.name);
+    this.#callLines = new LineLimiter(
+      () => this.settings.logLinesPerSecond,
+      (held, perSecond) =>
+        this.log.warn(
+          "{held} more failed calls not logged (over {perSecond} lines per second); " +
+            "see a6_plugin_calls_total",
+          { held, perSecond },
+        ),
+    );
   }
 
   /** Calls and conf parses in flight or waiting. */
@@ -491,12 +504,16 @@ export class PluginHost {
         call,
         failure(this.#link || wasSent || onApisix ? "timeout" : "unavailable", message),
       );
-      if (onApisix) this.log.warn("{message}: the call never reached the plugin", { message });
+      if (onApisix && this.#callLines.allow()) {
+        this.log.warn("{message}: the call never reached the plugin", { message });
+      }
       if (!wasSent || !this.#link) continue;
       // A call waiting for APISIX (a slow client body, say) says nothing about the worker:
       // cancel it alone rather than kill the sandbox and every other call in it.
       if (waiting) {
-        this.log.warn("{message}: the call alone is cancelled", { message });
+        if (this.#callLines.allow()) {
+          this.log.warn("{message}: the call alone is cancelled", { message });
+        }
         this.#sendCancel(call);
       } else if (now - call.sentAt >= this.settings.timeoutMs / 2) {
         expired = message;
@@ -557,7 +574,12 @@ export class PluginHost {
             if (cause === FailCause.UnknownConf) {
               this.#settleCall(call, failure("bad_conf", "the conf was rejected by parseConf"));
             } else {
-              this.log.warn("call failed: {error}", { error: text });
+              if (this.#callLines.allow()) {
+                this.log.warn("call failed: {reason}", {
+                  reason: text.split("\n")[0]!,
+                  error: text,
+                });
+              }
               this.#settleCall(
                 call,
                 failure(cause === FailCause.Denied ? "denied" : "error", text.split("\n")[0]!),

@@ -66,6 +66,8 @@ interface PendingAsk {
 
 const calls = new Map<number, WorkerCall>();
 
+const INTERNAL_FRAME = /^\s+at .*(?:\/sandbox\/(?:plugin_worker|messages)\.ts:|\bext:)/;
+
 function errorText(error: unknown): string {
   let text: string;
   try {
@@ -75,6 +77,8 @@ function errorText(error: unknown): string {
   } catch {
     return "an error that could not be printed";
   }
+  // Frames of the runner's own worker code and of the runtime say nothing about the plugin.
+  text = text.split("\n").filter((line) => !INTERNAL_FRAME.test(line)).join("\n");
   // Deno's hint speaks to someone running a script; an operator grants permissions in the
   // runner's configuration instead.
   return text.replace(

@@ -97,3 +97,43 @@ Deno.test("A6_LOG_LEVEL sets the level; the flag wins over it", async () => {
     await loud.stop();
   }
 });
+
+const FAILING = `export default {
+  name: "failing",
+  requestFilter() {
+    throw new Error("failing: every request");
+  },
+};
+`;
+
+Deno.test("a plugin that fails every call logs at most logLinesPerSecond lines, then one count", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "a6-logs-" });
+  await Deno.writeTextFile(`${dir}/failing.ts`, FAILING);
+  const runner = await startRunner({
+    config: {
+      bundled: false,
+      plugins: { failing: { module: `${dir}/failing.ts`, logLinesPerSecond: 3 } },
+    },
+  });
+  try {
+    const conn = await ApisixConn.connect(runner.socket);
+    const token = await conn.token([["failing", "{}"]]);
+    const start = performance.now();
+    for (let i = 0; i < 20; i++) equal((await conn.reqCall({ token })).reply.rpc, 0);
+    const elapsed = performance.now() - start;
+    const summary = await runner.waitForLine(/more failed calls not logged/);
+    const failed = runner.lines.filter((line) => line.includes("call failed"));
+    // All 20 fit in one second on any sane machine; a slow one spreads them over more budgets.
+    const seconds = Math.ceil(elapsed / 1000) + 1;
+    ok(failed.length >= 3 && failed.length <= 3 * seconds, `${failed.length} lines`);
+    ok(/held=\d+ perSecond=3/.test(summary), summary);
+    // The reason comes first; the stack shows the plugin's frame, not the runner's internals.
+    ok(/msg="call failed: Error: failing: every request"/.test(failed[0]!), failed[0]);
+    ok(failed[0]!.includes("failing.ts:4"), failed[0]);
+    ok(!/plugin_worker\.ts|ext:deno_/.test(failed[0]!), failed[0]);
+    conn.close();
+  } finally {
+    await runner.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
