@@ -8,7 +8,8 @@
  *    up;
  * 3. latency: one trivial plugin run sandboxed (own process) and inline (a worker in the
  *    runner), against a route with no plugin, in the same run. With the shared C++ load
- *    generator at /tmp/loadgen/loadgen (1 and 16 connections, median of `--runs` windows);
+ *    generator that `deno task bench` builds into `.bench/loadgen/` (1 and 16 connections, median
+ *    of `--runs` windows);
  *    without it, with this script's own client (1 connection, sequential calls).
  *
  * Run: `deno run -A benchmarks/sandbox_bench.ts [--restarts 10] [--runs 3] [--seconds 3]`.
@@ -26,7 +27,10 @@ const { values } = parseArgs({
     restarts: { type: "string", default: "10" },
     runs: { type: "string", default: "3" },
     seconds: { type: "string", default: "3" },
-    loadgen: { type: "string", default: "/tmp/loadgen/loadgen" },
+    loadgen: {
+      type: "string",
+      default: new URL("../.bench/loadgen/loadgen", import.meta.url).pathname,
+    },
   },
 });
 const RESTARTS = Number(values.restarts);

@@ -175,6 +175,15 @@ async function rssMb(pid: number): Promise<number> {
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
 }
 
+/**
+ * The part of the resident memory that is the process's own (heap, stacks, buffers), without
+ * the pages of the `deno` executable it shares with every other Deno process (about 45 MB).
+ */
+async function privateMb(pid: number): Promise<number> {
+  const status = await readProc(pid, "status");
+  return Number(/RssAnon:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+}
+
 const TICKS_PER_SECOND = 100;
 
 interface LoadResult {
@@ -246,6 +255,7 @@ interface Row {
   runner_cpu_us_per_req: number;
   errors: number;
   runner_rss_mb: number;
+  runner_private_mb: number;
   sandboxes_rss_mb: number;
 }
 
@@ -318,6 +328,7 @@ async function measureRunner(
           runner_cpu_us_per_req: perReq(spent[0]!),
           errors: result.errors,
           runner_rss_mb: await rssMb(runner.pid),
+          runner_private_mb: await privateMb(runner.pid),
           sandboxes_rss_mb: (await Promise.all(pids.slice(1).map(rssMb))).reduce(
             (a, b) => a + b,
             0,
@@ -382,14 +393,14 @@ async function measureCeiling(dir: string): Promise<Map<number, number>> {
 
 function table(rows: Row[], ceilings: Map<number, number>): string {
   const lines = [
-    "| scenario | isolation | conns | req/s | × ceiling | p50 µs | p90 µs | p99 µs | CPU µs/req (all) | runner CPU µs/req | RSS runner MB | RSS sandboxes MB | errors |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "| scenario | isolation | conns | req/s | × ceiling | p50 µs | p90 µs | p99 µs | CPU µs/req (all) | runner CPU µs/req | RSS runner MB | private runner MB | RSS sandboxes MB | errors |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const conns of connCounts) {
     lines.push(
       `| C++ ceiling | – | ${conns} | ${
         Math.round(ceilings.get(conns)!)
-      } | 1.000 | | | | | | | | |`,
+      } | 1.000 | | | | | | | | | |`,
     );
   }
   for (const r of rows) {
@@ -399,13 +410,22 @@ function table(rows: Row[], ceilings: Map<number, number>): string {
       } | ` +
         `${r.p50_us.toFixed(0)} | ${r.p90_us.toFixed(0)} | ${r.p99_us.toFixed(0)} | ` +
         `${r.cpu_us_per_req.toFixed(1)} | ${r.runner_cpu_us_per_req.toFixed(1)} | ` +
-        `${r.runner_rss_mb.toFixed(0)} | ${r.sandboxes_rss_mb.toFixed(0)} | ${r.errors} |`,
+        `${r.runner_rss_mb.toFixed(0)} | ${r.runner_private_mb.toFixed(0)} | ` +
+        `${r.sandboxes_rss_mb.toFixed(0)} | ${r.errors} |`,
     );
   }
   return lines.join("\n");
 }
 
+async function loadAverage(): Promise<string> {
+  // Through cat, as readProc does: Deno lets only --allow-all read /proc.
+  const out = await new Deno.Command("cat", { args: ["/proc/loadavg"], stdout: "piped" }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  return text.split(" ").slice(0, 3).join(" ");
+}
+
 const dir = await loadgenDir();
+const loadBefore = await loadAverage();
 const ceilings = await measureCeiling(dir);
 const rows: Row[] = [];
 for (const scenario of scenarios) {
@@ -420,6 +440,9 @@ const meta = {
   duration_s: duration,
   runs,
   statistic: "median",
+  // Other load on the machine skews every ratio: the 1, 5 and 15 minute load averages.
+  loadavg_before: loadBefore,
+  loadavg_after: await loadAverage(),
 };
 await Deno.mkdir(join(args.out, ".."), { recursive: true });
 await Deno.writeTextFile(
@@ -430,7 +453,10 @@ const markdown =
   `# Benchmarks\n\nMeasured ${meta.date} with Deno ${meta.deno} on ${meta.cpus} CPUs; ` +
   `medians of ${runs} runs of ${duration} s after a ${warmup} s warm-up, driven by ` +
   "`../shared/tools/loadgen`. The ratio is against the C++ ceiling server measured in the same " +
-  "run. CPU per request sums the runner and every sandbox process.\n\n" +
+  "run. CPU per request sums the runner and every sandbox process. RSS counts the pages of the " +
+  "`deno` executable the process has touched (shared with every Deno process, about 45 MB); " +
+  "the private column is the runner's own memory (`RssAnon`). Load average before and after: " +
+  `${meta.loadavg_before} / ${meta.loadavg_after} (the benchmark itself adds about 1.5).\n\n` +
   scenarios.map((s) => `- **${s.name}**: ${s.description}`).join("\n") + "\n\n" +
   table(rows, ceilings) + "\n";
 await Deno.writeTextFile(`${args.out}.md`, markdown);
