@@ -11,7 +11,6 @@ import { InfoVar } from "../../protocol/gen/info_var.ts";
 import * as flatbuffers from "flatbuffers";
 import {
   ApisixConn,
-  type Ask,
   bytes,
   decodeAsk,
   decodeReply,
@@ -46,28 +45,6 @@ async function route(req: Op[], resp: Op[] = []) {
 async function sha256Hex(data: Uint8Array): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data as BufferSource));
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/**
- * Sends a call and answers its questions one at a time, checking before each answer that the
- * runner sent nothing more (strict alternation). Resolves to the reply and the questions.
- */
-async function strictCall(
-  conn: ApisixConn,
-  type: number,
-  payload: Uint8Array,
-  answer: (ask: Ask) => Uint8Array | string | null,
-) {
-  await conn.send(type, payload);
-  const asks: Ask[] = [];
-  for (;;) {
-    const f = await conn.readFrame();
-    if (!f) throw new Error("the runner closed the connection");
-    if (f.type !== RPC.ExtraInfo) return { reply: decodeReply(f), asks };
-    asks.push(decodeAsk(f.payload));
-    ok(await conn.quietFor(30), "the runner sent another frame before its question was answered");
-    await conn.send(RPC.ExtraInfo, encodeExtraInfoResp(answer(asks.at(-1)!)));
-  }
 }
 
 Deno.test({
@@ -127,8 +104,7 @@ Deno.test({
     ]);
     try {
       const answers: Record<string, string> = { a: "A", b: "B" };
-      const { reply, asks } = await strictCall(
-        conn,
+      const { reply, asks } = await conn.strictCall(
         RPC.HttpReqCall,
         encodeReqCall({ token }),
         (ask) => ask.kind === "var" ? answers[ask.name]! : "the body",
@@ -171,8 +147,7 @@ Deno.test({
         ["scripted", script([["var", "route_id"], ["reqBody"]])],
         ["scripted-b", script([["reqBody"], ["var", "route_id"], ["var", "uri"], ["echo"]])],
       ]);
-      const { reply, asks } = await strictCall(
-        conn,
+      const { reply, asks } = await conn.strictCall(
         RPC.HttpReqCall,
         encodeReqCall({ token }),
         (ask) => ask.kind === "var" ? ask.name.toUpperCase() : "body",
@@ -266,8 +241,7 @@ Deno.test({
         ["scripted-b", script([], [["respBody"], ["echo"]])],
       ]);
       const body = "upstream body \x00\xff";
-      const { reply, asks } = await strictCall(
-        conn,
+      const { reply, asks } = await conn.strictCall(
         RPC.HttpRespCall,
         encodeRespCall({ id: 9, status: 200, token, headers: [["Content-Type", "text/plain"]] }),
         (ask) => ask.kind === "respBody" ? bytes(body) : null,

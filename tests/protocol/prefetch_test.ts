@@ -8,7 +8,6 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import {
   ApisixConn,
-  type Ask,
   decodeAsk,
   decodeReply,
   encodeExtraInfoResp,
@@ -17,7 +16,7 @@ import {
   RPC,
 } from "../support/apisix.ts";
 import { asRespCall, asStop, errorCode } from "../support/replies.ts";
-import { sharedRunner } from "../support/runner.ts";
+import { type RunningRunner, sharedRunner } from "../support/runner.ts";
 import {
   type Op,
   routeKey,
@@ -29,36 +28,28 @@ import {
 const shared = sharedRunner({ config: scriptedConfig() });
 const SHARED = { sanitizeOps: false, sanitizeResources: false };
 
-function conf(prefetch: unknown, req: Op[], resp: Op[] = []): string {
-  return JSON.stringify({ req, resp, prefetch });
+/** Runs `test` on a new connection to the shared runner. */
+async function onConn(
+  test: (conn: ApisixConn, runner: RunningRunner) => Promise<void>,
+): Promise<void> {
+  const runner = await shared.get();
+  const conn = await ApisixConn.connect(runner.socket);
+  try {
+    await test(conn, runner);
+  } finally {
+    conn.close();
+  }
 }
 
-/** Sends a call and answers each question after checking the runner sent nothing else. */
-async function strictCall(
-  conn: ApisixConn,
-  type: number,
-  payload: Uint8Array,
-  answer: (ask: Ask) => string | null,
-) {
-  await conn.send(type, payload);
-  const asks: Ask[] = [];
-  for (;;) {
-    const f = await conn.readFrame();
-    if (!f) throw new Error("the runner closed the connection");
-    if (f.type !== RPC.ExtraInfo) return { reply: decodeReply(f), asks };
-    asks.push(decodeAsk(f.payload));
-    ok(await conn.quietFor(30), "the runner sent another frame before its question was answered");
-    await conn.send(RPC.ExtraInfo, encodeExtraInfoResp(answer(asks.at(-1)!)));
-  }
+function conf(prefetch: unknown, req: Op[], resp: Op[] = []): string {
+  return JSON.stringify({ req, resp, prefetch });
 }
 
 Deno.test({
   name: "declared vars and the request body are asked once each, in order, read or not",
   ...SHARED,
   async fn() {
-    const runner = await shared.get();
-    const conn = await ApisixConn.connect(runner.socket);
-    try {
+    await onConn(async (conn) => {
       const token = await conn.token([[
         "scripted",
         conf(
@@ -66,8 +57,7 @@ Deno.test({
           [["var", "remote_addr"], ["reqBody"], ["var", "remote_addr"], ["echo"]],
         ),
       ]]);
-      const { reply, asks } = await strictCall(
-        conn,
+      const { reply, asks } = await conn.strictCall(
         RPC.HttpReqCall,
         encodeReqCall({ id: 7, token }),
         (ask) => ask.kind === "var" ? (ask.name === "uri" ? "/a" : "10.1.2.3") : "the body",
@@ -85,9 +75,7 @@ Deno.test({
       const body = seen.results[1] as { body: string; length: number; latin1: string };
       equal(body.body, "request");
       equal(body.latin1, "the body");
-    } finally {
-      conn.close();
-    }
+    });
   },
 });
 
@@ -95,9 +83,7 @@ Deno.test({
   name: "an unset prefetched var reaches the plugin as null; undeclared vars are still asked",
   ...SHARED,
   async fn() {
-    const runner = await shared.get();
-    const conn = await ApisixConn.connect(runner.socket);
-    try {
+    await onConn(async (conn) => {
       const token = await conn.token([[
         "scripted",
         conf({ vars: ["unset"] }, [["var", "unset"], ["var", "extra"], ["echo"]]),
@@ -111,9 +97,7 @@ Deno.test({
         { var: "unset", value: null },
         { var: "extra", value: "E" },
       ]);
-    } finally {
-      conn.close();
-    }
+    });
   },
 });
 
@@ -121,9 +105,7 @@ Deno.test({
   name: "in the response phase only the upstream body is prefetched, not the request body",
   ...SHARED,
   async fn() {
-    const runner = await shared.get();
-    const conn = await ApisixConn.connect(runner.socket);
-    try {
+    await onConn(async (conn) => {
       const token = await conn.token(
         [[
           "scripted",
@@ -141,9 +123,7 @@ Deno.test({
       const echo = asRespCall(reply).headers.find(([name]) => name === "x-echo")?.[1];
       const results = seenFromHeader(echo).results;
       equal((results[0] as { latin1: string }).latin1, "upstream says hi");
-    } finally {
-      conn.close();
-    }
+    });
   },
 });
 
@@ -151,9 +131,7 @@ Deno.test({
   name: "a prefetch declaration out of bounds rejects the conf with a log line naming the route",
   ...SHARED,
   async fn() {
-    const runner = await shared.get();
-    const conn = await ApisixConn.connect(runner.socket);
-    try {
+    await onConn(async (conn, runner) => {
       for (
         const [prefetch, reason] of [
           [{ vars: ["has space"] }, /var name must be/],
@@ -170,9 +148,7 @@ Deno.test({
         const { reply } = await conn.reqCall({ token });
         equal(reply.rpc, RPC.HttpReqCall);
       }
-    } finally {
-      conn.close();
-    }
+    });
   },
 });
 
@@ -180,9 +156,7 @@ Deno.test({
   name: "a deadline passing while APISIX answers a prefetched question fails the call after it",
   ...SHARED,
   async fn() {
-    const runner = await shared.get();
-    const conn = await ApisixConn.connect(runner.socket);
-    try {
+    await onConn(async (conn, runner) => {
       // `slow` has a 1500 ms deadline.
       const token = await conn.token([["slow", conf({ requestBody: true }, [["echo"]])]]);
       await conn.send(RPC.HttpReqCall, encodeReqCall({ id: 3, token }));
@@ -192,9 +166,7 @@ Deno.test({
       await conn.send(RPC.ExtraInfo, encodeExtraInfoResp("late body"));
       equal(errorCode(decodeReply((await conn.readFrame())!)), 1);
       ok((await conn.token(null)) !== 0, "the connection is still usable");
-    } finally {
-      conn.close();
-    }
+    });
   },
 });
 
@@ -202,9 +174,7 @@ Deno.test({
   name: "a prefetched var reaches the response filter without a question from the sandbox",
   ...SHARED,
   async fn() {
-    const runner = await shared.get();
-    const conn = await ApisixConn.connect(runner.socket);
-    try {
+    await onConn(async (conn) => {
       const token = await conn.token(
         [["scripted", conf({ vars: ["upstream_addr"] }, [], [["var", "upstream_addr"], ["echo"]])]],
         routeKey("ext-plugin-post-resp"),
@@ -217,8 +187,6 @@ Deno.test({
         name === "x-echo"
       )?.[1];
       deepEqual(seenFromHeader(echo).results, [{ var: "upstream_addr", value: "127.0.0.1:8080" }]);
-    } finally {
-      conn.close();
-    }
+    });
   },
 });

@@ -451,6 +451,29 @@ export class ApisixConn {
     }
   }
 
+  /**
+   * Like {@linkcode call}, but before answering each question checks that the runner sent
+   * nothing more (strict alternation, PROTOCOL.md §4.4).
+   */
+  async strictCall(
+    type: number,
+    payload: Uint8Array,
+    answer: Answerer,
+  ): Promise<{ reply: Reply; asks: Ask[] }> {
+    await this.send(type, payload);
+    const asks: Ask[] = [];
+    for (;;) {
+      const f = await this.readFrame();
+      if (!f) throw new Error("the runner closed the connection");
+      if (f.type !== RPC.ExtraInfo) return { reply: decodeReply(f), asks };
+      asks.push(decodeAsk(f.payload));
+      if (!await this.quietFor(30)) {
+        throw new Error("the runner sent another frame before its question was answered");
+      }
+      await this.send(RPC.ExtraInfo, encodeExtraInfoResp(answer(asks.at(-1)!)));
+    }
+  }
+
   /** HTTPReqCall shortcut. */
   reqCall(call: ReqCall, answer?: Answerer): Promise<{ reply: Reply; asks: Ask[] }> {
     return this.call(RPC.HttpReqCall, encodeReqCall(call), answer);
