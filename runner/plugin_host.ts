@@ -609,12 +609,13 @@ export class PluginHost {
               }
               return;
             }
+            // Read before the parse is taken off the list: a malformed list is a violation that
+            // kills the sandbox, and the parse must wait for the next one, not hang.
+            const result: ConfResult = kind === Kind.ConfOk
+              ? { ok: true, prefetch: readPrefetch(body) }
+              : { ok: false, cause: "bad_conf", message: decodeUtf8(body.rest()) };
             this.#confsPending.delete(id);
-            pending.settle(
-              kind === Kind.ConfOk
-                ? { ok: true, prefetch: readPrefetch(body) }
-                : { ok: false, cause: "bad_conf", message: decodeUtf8(body.rest()) },
-            );
+            pending.settle(result);
             return;
           }
           case Kind.Log: {
