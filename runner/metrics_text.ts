@@ -79,6 +79,7 @@ export function renderMetrics(source: MetricsSource, retired: RetiredTotals): st
   const latency = new Map<string, Histogram>();
   const restarts = new Map<string, number>(retired.restarts);
   const up = new Map<string, number>();
+  const inFlight = new Map<string, number>();
   for (const [name, counters] of retired.calls) {
     addCounters(getOr(calls, name, () => new OutcomeCounters()), counters);
   }
@@ -92,6 +93,7 @@ export function renderMetrics(source: MetricsSource, retired: RetiredTotals): st
       const name = host.settings.name;
       addCounters(getOr(calls, name, () => new OutcomeCounters()), host.counters);
       addHistogram(getOr(latency, name, () => new Histogram()), host.latency);
+      inFlight.set(name, (inFlight.get(name) ?? 0) + host.busy);
     }
   }
 
@@ -135,6 +137,18 @@ export function renderMetrics(source: MetricsSource, retired: RetiredTotals): st
     }
     lines.push(`a6_plugin_call_duration_seconds_sum{${label}} ${num(histogram.sum / 1000)}`);
     lines.push(`a6_plugin_call_duration_seconds_count{${label}} ${histogram.count}`);
+  }
+
+  // A value that stays above zero while APISIX is idle means calls that never ended.
+  head(
+    "a6_plugin_calls_in_flight",
+    "gauge",
+    "Calls and conf parses a plugin has started or queued and not yet answered.",
+  );
+  for (const plugin of [...inFlight.keys()].sort()) {
+    lines.push(
+      `a6_plugin_calls_in_flight{plugin="${escapeLabel(plugin)}"} ${inFlight.get(plugin)}`,
+    );
   }
 
   head(

@@ -32,6 +32,7 @@ Deno.test("renderMetrics: every family with HELP and TYPE; retired totals are ad
     const family of [
       "a6_plugin_calls_total",
       "a6_plugin_call_duration_seconds",
+      "a6_plugin_calls_in_flight",
       "a6_sandbox_restarts_total",
       "a6_conf_tokens",
       "a6_connections",
@@ -49,6 +50,7 @@ Deno.test("renderMetrics: every family with HELP and TYPE; retired totals are ad
   match(text, /a6_plugin_call_duration_seconds_sum\{plugin="say"\} 20\.0033\n/);
   match(text, /a6_sandbox_restarts_total\{sandbox="plugin:say"\} 2\n/);
   match(text, /a6_sandbox_up\{sandbox="plugin:say"\} 0\n/);
+  match(text, /a6_plugin_calls_in_flight\{plugin="say"\} 0\n/);
   match(text, /a6_conf_tokens 7\n/);
   match(text, /a6_connections 3\n/);
   match(text, /a6_reloads_total\{result="failed"\} 2\n/);

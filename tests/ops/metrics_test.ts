@@ -88,6 +88,10 @@ Deno.test("metrics: calls by outcome, latency, restarts, tokens, connections, re
     equal(after.get('a6_plugin_calls_total{plugin="spin",outcome="timeout"}'), 1);
     ok(after.get('a6_sandbox_restarts_total{sandbox="plugin:spin"}')! >= 1);
     equal(after.get('a6_sandbox_up{sandbox="plugin:say"}'), 1);
+    // Every call was answered: nothing is left in flight, timed-out and failed calls included.
+    equal(after.get('a6_plugin_calls_in_flight{plugin="say"}'), 0);
+    equal(after.get('a6_plugin_calls_in_flight{plugin="spin"}'), 0);
+    equal(after.get('a6_plugin_calls_in_flight{plugin="boom"}'), 0);
     equal(after.get("a6_conf_tokens"), 4);
     equal(after.get("a6_connections"), 3);
 

@@ -190,3 +190,27 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "a client gone while a prefetched question waits: the call is dropped, the plugin serves on",
+  ...SHARED,
+  async fn() {
+    const runner = await shared.get();
+    const gone = await ApisixConn.connect(runner.socket);
+    const token = await gone.token([["scripted", conf({ vars: ["uri"] }, [["status", 201]])]]);
+    await gone.send(RPC.HttpReqCall, encodeReqCall({ id: 1, token }));
+    deepEqual(decodeAsk((await gone.readFrame())!.payload), { kind: "var", name: "uri" });
+    const linesBefore = runner.lines.length;
+    gone.close();
+    await onConn(async (conn) => {
+      // The same conf keeps answering (tokens are shared by every connection of the runner).
+      const { reply, asks } = await conn.reqCall({ id: 2, token }, () => "/next");
+      deepEqual(asks, [{ kind: "var", name: "uri" }]);
+      equal(asStop(reply).status, 201);
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const after = runner.lines.slice(linesBefore);
+    ok(!after.some((line) => /level=(error|warning)/.test(line)), after.join("\n"));
+  },
+});
