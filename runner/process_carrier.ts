@@ -88,8 +88,9 @@ export function sandboxRunArgs(
     // runner's node_modules (and rewrite its lockfile): only what the lockfile holds loads.
     "--frozen",
     `--config=${join(ROOT, "deno.json")}`,
-    // A small young generation keeps the resident size of busy sandboxes down.
-    `--v8-flags=--max-old-space-size=${heapMb},--max-semi-space-size=1`,
+    // A 4 MB young generation: with 1 MB, per-call objects still alive when the next scavenge
+    // came were promoted to the old generation and cost its GC more CPU than the 4 MB cost RSS.
+    `--v8-flags=--max-old-space-size=${heapMb},--max-semi-space-size=4`,
     ...flag("read", read),
     ...flag("write", [...union(plugins, "write"), channel]),
     ...flag("net", [...union(plugins, "net"), `unix:${channel}`]),

@@ -19,7 +19,7 @@ Deno.test("a sandbox without grants gets only its code, its module and its chann
   for (const f of ["--no-prompt", "--cached-only", "--frozen", "--deny-import"]) {
     ok(args.includes(f), f);
   }
-  ok(args.includes("--v8-flags=--max-old-space-size=256,--max-semi-space-size=1"));
+  ok(args.includes("--v8-flags=--max-old-space-size=256,--max-semi-space-size=4"));
   const read = flag(args, "allow-read")!;
   ok(read.includes("/opt/plugins"));
   ok(read.includes(CHANNEL));
@@ -53,7 +53,7 @@ Deno.test("a shared group gets the union of its plugins' grants and the largest 
     },
   });
   const args = sandboxRunArgs(group, CHANNEL);
-  ok(args.includes("--v8-flags=--max-old-space-size=128,--max-semi-space-size=1"));
+  ok(args.includes("--v8-flags=--max-old-space-size=128,--max-semi-space-size=4"));
   // The resident-memory limit grows with the group's workers.
   equal(sandboxMemoryLimitMb(group), 128 + 96 + 24);
   equal(sandboxMemoryLimitMb(group.slice(0, 1)), 64 + 96);
