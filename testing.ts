@@ -45,7 +45,7 @@ import { ByteWriter, decodeUtf8, encodeUtf8 } from "./api/bytes.ts";
 import { assertPlugin, defaultParseConf } from "./api/define.ts";
 import { HeaderStore } from "./api/headers.ts";
 import { Patch } from "./api/patch.ts";
-import { checkPrefetch, type PrefetchList } from "./api/prefetch.ts";
+import { checkPrefetch, type PrefetchList, prefetchQuestions } from "./api/prefetch.ts";
 import type { ArgMap, HeaderMap, HttpMethod, Plugin } from "./api/types.ts";
 import { type CallHost, RequestView, ResponseWriter, UpstreamResponseView } from "./api/views.ts";
 import { IGNORED_RESPONSE_HEADERS } from "./protocol/apisix_rules.ts";
@@ -609,11 +609,10 @@ async function runChain(
     if (!filter) continue;
     // Declared ExtraInfo is asked before the filter runs, read or not, as the runner does.
     if (prefetch) {
-      const asked = prefetch.vars.map((name) => ask("var", name));
-      const replaced = (phase === REQUEST ? overlay?.requestBody : overlay?.responseBody) ?? null;
-      if (prefetch.requestBody && phase === REQUEST && !replaced) asked.push(ask("reqBody"));
-      if (prefetch.responseBody && phase === RESPONSE && !replaced) asked.push(ask("respBody"));
-      await Promise.all(asked);
+      const response = phase === RESPONSE;
+      const replaced = (response ? overlay?.responseBody : overlay?.requestBody) != null;
+      const questions = prefetchQuestions(prefetch, response, replaced);
+      await Promise.all(questions.map(([info, name]) => ask(info, name)));
     }
     const host: CallHost = {
       ask,

@@ -103,6 +103,11 @@ export function encodeUtf8Lossless(text: string): Uint8Array {
     from = at + 1;
   }
   parts.push(utf8Encoder.encode(text.slice(from)));
+  return concatBytes(parts);
+}
+
+/** The bytes of `parts` one after the other, in a new array. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const part of parts) {

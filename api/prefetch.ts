@@ -64,6 +64,26 @@ export function checkPrefetch(value: unknown): PrefetchList | null {
   return { vars: names as string[], requestBody, responseBody };
 }
 
+/** One ExtraInfo question: what is asked, and the variable's name (empty for a body). */
+export type PrefetchQuestion = readonly ["var" | "reqBody" | "respBody", string];
+
+/**
+ * The questions `list` makes for one call, in the order they go to APISIX: the vars, then the
+ * body of the call's phase (`response`: the upstream's), unless an earlier plugin of the chain
+ * already replaced that body, which is then what the plugin reads.
+ */
+export function prefetchQuestions(
+  list: PrefetchList,
+  response: boolean,
+  bodyReplaced: boolean,
+): PrefetchQuestion[] {
+  const questions: PrefetchQuestion[] = list.vars.map((name) => ["var", name] as const);
+  if (!bodyReplaced && (response ? list.responseBody : list.requestBody)) {
+    questions.push([response ? "respBody" : "reqBody", ""]);
+  }
+  return questions;
+}
+
 /** Writes `list` (or nothing to prefetch) as `u8 flags, u8 count, count × (u16 n, n bytes)`. */
 export function writePrefetch(out: ByteWriter, list: PrefetchList | null): void {
   if (!list) {

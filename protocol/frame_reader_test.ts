@@ -1,5 +1,6 @@
 import { deepEqual, equal, rejects } from "node:assert/strict";
 import fc from "fast-check";
+import { concatBytes as concat } from "../api/bytes.ts";
 import { encodeFrame, MAX_PAYLOAD } from "./frame.ts";
 import { type Frame, FrameReader, type Reader, TruncatedFrameError } from "./frame_reader.ts";
 
@@ -24,16 +25,6 @@ class ChunkReader implements Reader {
     if (n < chunk.length) this.#chunks.unshift(chunk.subarray(n));
     return Promise.resolve(n);
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 /** Splits `bytes` at the given offsets (sorted, deduplicated). */

@@ -8,7 +8,12 @@
 import type { Logger } from "@logtape/logtape";
 import { ByteFormatError, decodeUtf8, encodeUtf8 } from "../api/bytes.ts";
 import { Patch } from "../api/patch.ts";
-import { type PrefetchList, readPrefetch } from "../api/prefetch.ts";
+import {
+  type PrefetchList,
+  type PrefetchQuestion,
+  prefetchQuestions,
+  readPrefetch,
+} from "../api/prefetch.ts";
 import {
   BatchWriter,
   FailCause,
@@ -43,6 +48,8 @@ export type CallOutcome =
 export interface CallContext {
   /** Asks APISIX (or the call's cache) for ExtraInfo. */
   ask(info: "var" | "reqBody" | "respBody", name: string): Promise<Uint8Array | null>;
+  /** The request payload, a copy of its own once APISIX has been asked anything. */
+  readonly request: Uint8Array;
 }
 
 /** Sends a batch to the plugin's worker. */
@@ -79,10 +86,11 @@ export interface ConfHandle {
 
 /** An ExtraInfo answer asked before the call went to the worker. */
 interface PrefetchedAnswer {
-  info: number;
-  name: string;
+  question: PrefetchQuestion;
   value: Uint8Array | null;
 }
+
+const INFO_CODES = { var: Info.Var, reqBody: Info.ReqBody, respBody: Info.RespBody } as const;
 
 interface PendingCall {
   id: number;
@@ -362,8 +370,9 @@ export class PluginHost {
       if (conf.prefetch) this.#prefetch(call, conf.prefetch, earlier);
       else this.#admit(call);
       // `request` may be a view of the connection's read buffer, valid only until the caller
-      // reads again: a call that waits keeps a copy.
-      if (!call.sent) call.request = request.slice();
+      // reads again: a call that waits keeps a copy. A prefetching call takes the call's own
+      // copy, made before APISIX was first asked, once its answers are in.
+      if (!call.sent && !call.prefetching) call.request = request.slice();
     });
   }
 
@@ -377,25 +386,19 @@ export class PluginHost {
 
   /** Asks APISIX what the conf declared, then admits the call with the answers. */
   #prefetch(call: PendingCall, list: PrefetchList, earlier: Patch | null): void {
-    const questions: Array<[number, "var" | "reqBody" | "respBody", string]> = list.vars.map(
-      (name) => [Info.Var, "var", name],
-    );
-    // A body an earlier plugin replaced is what the plugin reads: APISIX's is not needed.
-    if (list.requestBody && call.phase === Phase.Request && !earlier?.requestBody) {
-      questions.push([Info.ReqBody, "reqBody", ""]);
-    }
-    if (list.responseBody && call.phase === Phase.Response && !earlier?.responseBody) {
-      questions.push([Info.RespBody, "respBody", ""]);
-    }
+    const response = call.phase === Phase.Response;
+    const replaced = (response ? earlier?.responseBody : earlier?.requestBody) != null;
+    const questions = prefetchQuestions(list, response, replaced);
     if (!questions.length) return this.#admit(call);
     call.prefetching = true;
     call.asking = questions.length;
-    Promise.all(questions.map(([, kind, name]) => call.ctx.ask(kind, name))).then((values) => {
+    Promise.all(questions.map(([info, name]) => call.ctx.ask(info, name))).then((values) => {
       call.asking = 0;
       call.prefetching = false;
       // Settled meanwhile: a deadline while APISIX answered, or the client went away.
       if (!this.#calls.has(call.id)) return;
-      call.answers = questions.map(([info, , name], i) => ({ info, name, value: values[i]! }));
+      call.answers = questions.map((question, i) => ({ question, value: values[i]! }));
+      call.request = call.ctx.request;
       this.#admit(call);
     }, () => {
       // The connection failed; the connection handler abandons the call.
@@ -431,9 +434,9 @@ export class PluginHost {
     const w = out.begin(Kind.Call).u32(call.id).u32(call.confId).u8(call.phase).bytes(call.request);
     const answers = call.answers;
     w.u8(answers?.length ?? 0);
-    for (const { info, name, value } of answers ?? []) {
+    for (const { question: [info, name], value } of answers ?? []) {
       const nameBytes = encodeUtf8(name);
-      w.u8(info).u16(nameBytes.length).raw(nameBytes);
+      w.u8(INFO_CODES[info]).u16(nameBytes.length).raw(nameBytes);
       w.u8(value === null ? 0 : 1).bytes(value ?? EMPTY);
     }
     if (call.overlay) w.raw(call.overlay);

@@ -72,13 +72,15 @@ Deno.test({
     deepEqual(prepared.handle.prefetch?.vars, ["remote_addr", "uri"]);
 
     const asked: string[] = [];
+    const request = new Uint8Array([1, 2, 3]);
     const ctx: CallContext = {
       ask(info, name) {
         asked.push(info === "var" ? `var:${name}` : info);
         return Promise.resolve(name === "uri" ? null : encodeUtf8(`${info}:${name}`));
       },
+      // The call's own copy, as CallState keeps it once it has asked APISIX.
+      request: request.slice(),
     };
-    const request = new Uint8Array([1, 2, 3]);
     const outcome = host.call(prepared.handle, Phase.Request, request, null, ctx);
     await tick();
     // The response body is not asked in the request phase.

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { concatBytes } from "../api/bytes.ts";
+
 /** The slot of messages for the sandbox process itself (JSON). */
 export const CONTROL_SLOT = 255;
 
@@ -128,16 +130,7 @@ export class ChannelWriter {
       while (this.#queue.length) {
         const parts = this.#queue;
         this.#queue = [];
-        let bytes: Uint8Array;
-        if (parts.length === 1) bytes = parts[0]!;
-        else {
-          bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-          let at = 0;
-          for (const part of parts) {
-            bytes.set(part, at);
-            at += part.length;
-          }
-        }
+        const bytes = parts.length === 1 ? parts[0]! : concatBytes(parts);
         let written = 0;
         while (written < bytes.length) written += await this.#conn.write(bytes.subarray(written));
         this.#queued -= bytes.length;

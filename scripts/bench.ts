@@ -170,18 +170,14 @@ async function childrenOf(pid: number): Promise<number[]> {
   return new TextDecoder().decode(out.stdout).split(/\s+/).filter(Boolean).map(Number);
 }
 
-async function rssMb(pid: number): Promise<number> {
-  const status = await readProc(pid, "status");
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-}
-
 /**
- * The part of the resident memory that is the process's own (heap, stacks, buffers), without
+ * Resident memory, and the part of it that is the process's own (heap, stacks, buffers): without
  * the pages of the `deno` executable it shares with every other Deno process (about 45 MB).
  */
-async function privateMb(pid: number): Promise<number> {
+async function memoryMb(pid: number): Promise<{ rss: number; private: number }> {
   const status = await readProc(pid, "status");
-  return Number(/RssAnon:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+  return { rss: kb("VmRSS") / 1024, private: kb("RssAnon") / 1024 };
 }
 
 const TICKS_PER_SECOND = 100;
@@ -313,6 +309,7 @@ async function measureRunner(
         const after = await Promise.all(pids.map(cpuTicks));
         const spent = after.map((t, j) => t - before[j]!);
         const total = spent.reduce((a, b) => a + b, 0);
+        const runnerMemory = await memoryMb(runner.pid);
         const perReq = (ticks: number) =>
           result.requests ? (ticks / TICKS_PER_SECOND) * 1e6 / result.requests : 0;
         samples.push({
@@ -327,10 +324,10 @@ async function measureRunner(
           cpu_us_per_req: perReq(total),
           runner_cpu_us_per_req: perReq(spent[0]!),
           errors: result.errors,
-          runner_rss_mb: await rssMb(runner.pid),
-          runner_private_mb: await privateMb(runner.pid),
-          sandboxes_rss_mb: (await Promise.all(pids.slice(1).map(rssMb))).reduce(
-            (a, b) => a + b,
+          runner_rss_mb: runnerMemory.rss,
+          runner_private_mb: runnerMemory.private,
+          sandboxes_rss_mb: (await Promise.all(pids.slice(1).map(memoryMb))).reduce(
+            (sum, memory) => sum + memory.rss,
             0,
           ),
         });

@@ -10,7 +10,7 @@
  * a known cause. Every 10 s it samples the resident memory and open descriptors of the runner
  * and of each sandbox, and the sandbox restarts. It prints one line per minute and a JSON
  * summary, and flags growth of more than 10 % after the warm-up. Optionally the shared loadgen
- * (/tmp/loadgen) adds closed-loop pressure on `say`.
+ * (built into `.bench/loadgen/` by `deno task bench`) adds closed-loop pressure on `say`.
  *
  * @module
  */
@@ -36,7 +36,7 @@ const USAGE = `Usage: deno task soak [-- options]
   --warmup N           minutes not judged for growth (default 2)
   --conns N            client connections (default 16)
   --rate N             target requests per second, all connections together (default 400)
-  --loadgen-conns N    also run /tmp/loadgen with N connections on say (default 0: off)
+  --loadgen-conns N    also run .bench/loadgen with N connections on say (default 0: off)
   --trace-gc           run the runner with V8's --trace-gc and report its heap after each
                        minute's last full GC (tells JS heap growth from native memory)
   --v8-flags FLAGS     V8 flags for the runner (DENO_V8_FLAGS), for experiments
@@ -417,6 +417,9 @@ class Client {
 
 // ---- loadgen (optional) ------------------------------------------------------------------
 
+/** Where `deno task bench` builds the shared load generator. */
+const LOADGEN = new URL("../.bench/loadgen/loadgen", import.meta.url).pathname;
+
 async function runLoadgen(
   socket: string,
   conns: number,
@@ -426,7 +429,7 @@ async function runLoadgen(
   while (performance.now() < until - 5000) {
     const seconds = Math.min(60, Math.floor((until - performance.now()) / 1000) - 3);
     if (seconds < 2) break;
-    const out = await new Deno.Command("/tmp/loadgen/loadgen", {
+    const out = await new Deno.Command(LOADGEN, {
       args: [
         "--socket",
         socket,
@@ -592,7 +595,10 @@ async function main(): Promise<number> {
       new Client(runner.socket, routes, i + 1, current).run(() => until, interval, nextSlowCall),
   );
   const loadgen = { requests: 0, errors: 0 };
-  const loadgenDone = loadgenConns && (await Deno.stat("/tmp/loadgen/loadgen").catch(() => null))
+  if (loadgenConns && !await Deno.stat(LOADGEN).catch(() => null)) {
+    throw new Error(`--loadgen-conns needs ${LOADGEN}: run deno task bench once to build it`);
+  }
+  const loadgenDone = loadgenConns
     ? runLoadgen(runner.socket, loadgenConns, until, (r) => {
       loadgen.requests += r.requests;
       loadgen.errors += r.errors;

@@ -28,15 +28,7 @@ export function rawFrame(type: number, payload: Uint8Array, length = payload.len
 }
 
 /** Concatenates byte arrays. */
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
+export { concatBytes as concat } from "../../api/bytes.ts";
 
 /** A test's raw connection to the runner. */
 export class RawConn {
