@@ -24,6 +24,7 @@ import {
   readMessages,
 } from "../sandbox/messages.ts";
 import type { PluginSettings } from "./config.ts";
+import { IdTable, MAX_TABLE_ID } from "../sandbox/id_table.ts";
 import { LineLimiter } from "./line_limiter.ts";
 import { pluginLogger } from "./log.ts";
 import { Histogram, OutcomeCounters } from "./metrics_core.ts";
@@ -128,7 +129,7 @@ interface PendingConf {
 const MAX_BATCHES_IN_FLIGHT = 2;
 // A worker may send this many messages that match nothing per second before it is a flood.
 const MAX_STRAY_PER_SECOND = 10_000;
-const MAX_ID = 0xffff_ffff;
+const MAX_ID = MAX_TABLE_ID;
 const EMPTY = new Uint8Array();
 
 function failure(cause: FailureCause, message: string): CallOutcome {
@@ -154,7 +155,7 @@ export class PluginHost {
   #flushQueued = false;
 
   #nextCallId = 1;
-  #calls = new Map<number, PendingCall>();
+  #calls = new IdTable<PendingCall>();
   #waiting: PendingCall[] = [];
   #inFlight = 0;
 
@@ -220,7 +221,7 @@ export class PluginHost {
     for (const pending of this.#confsPending.values()) {
       if (pending.deadline === Infinity) this.#startConfDeadline(pending);
     }
-    for (const call of this.#calls.values()) call.sent = false;
+    for (const call of this.#calls.list()) call.sent = false;
     this.#pump();
     this.#queueFlush();
   }
@@ -235,7 +236,7 @@ export class PluginHost {
     this.#link = null;
     this.#readyWaiter?.reject(new Error(message));
     this.#readyWaiter = null;
-    const sent = [...this.#calls.values()].filter((call) => call.sent);
+    const sent = this.#calls.list().filter((call) => call.sent);
     for (const call of sent) this.#settleCall(call, failure(cause, message));
     // A conf parse in flight waits for the next sandbox, which gets every conf again: failing
     // it would leave the plugin out of its routes because another call crashed the sandbox.
@@ -258,7 +259,7 @@ export class PluginHost {
   /** Answers every call at once (the plugin keeps crashing) until the next attach. */
   markUnavailable(reason: string): void {
     this.#unavailable = reason;
-    for (const call of [...this.#calls.values()]) {
+    for (const call of this.#calls.list()) {
       this.#settleCall(call, failure("unavailable", reason));
     }
     for (const [id, pending] of this.#confsPending) {
@@ -409,7 +410,7 @@ export class PluginHost {
 
   /** Abandons a call whose client went away; its outcome is dropped. */
   cancel(promiseOwner: CallContext): void {
-    for (const call of this.#calls.values()) {
+    for (const call of this.#calls.list()) {
       if (call.ctx !== promiseOwner) continue;
       this.#settleCall(call, failure("error", "the client went away"), false);
       this.#sendCancel(call);
@@ -452,7 +453,7 @@ export class PluginHost {
 
   /** Sends calls that were admitted while no sandbox was attached. */
   #pump(): void {
-    for (const call of this.#calls.values()) {
+    for (const call of this.#calls.list()) {
       if (!call.sent && !call.queued && !call.prefetching) this.#write(call);
     }
   }
@@ -492,7 +493,8 @@ export class PluginHost {
     this.#deadlineAt = Infinity;
     const now = performance.now();
     let expired: string | null = null;
-    for (const call of this.#calls.values()) {
+    // Every pass settles (removes) the oldest call, or stops at the first one still in time.
+    for (let call = this.#calls.oldest(); call; call = this.#calls.oldest()) {
       // Calls are in admission order and share one timeout, so the first live one is oldest.
       if (call.deadline > now) {
         this.#armDeadline(call.deadline);

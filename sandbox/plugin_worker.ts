@@ -6,6 +6,7 @@
  * @module
  */
 import { harden } from "./harden.ts";
+import { IdTable } from "./id_table.ts";
 // Loaded here so that plugins importing the API find it already loaded: a plugin's worker may
 // read only the plugin's own directory.
 import "../mod.ts";
@@ -64,7 +65,7 @@ interface PendingAsk {
   reject(error: Error): void;
 }
 
-const calls = new Map<number, WorkerCall>();
+const calls = new IdTable<WorkerCall>();
 
 const INTERNAL_FRAME = /^\s+at .*(?:\/sandbox\/(?:plugin_worker|messages)\.ts:|\bext:)/;
 
