@@ -7,7 +7,8 @@
 import type { PluginSettings, RunnerConfig } from "./config.ts";
 import { inlineCarrier } from "./inline_carrier.ts";
 import type { PluginHost } from "./plugin_host.ts";
-import { processCarrier, removeChannelDirectory } from "./process_carrier.ts";
+import { removeChannelDirectory } from "./channel_dir.ts";
+import { processCarrier } from "./process_carrier.ts";
 import { Supervisor } from "./supervisor.ts";
 
 /** The plugins of a configuration by sandbox key, in configuration order. */

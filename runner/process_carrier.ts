@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { ChannelReader, ChannelWriter, CONTROL_SLOT } from "../sandbox/channel.ts";
 import type { SandboxEvent, SandboxInit } from "../sandbox/process_main.ts";
 import { SECRET_ENV } from "../sandbox/process_main.ts";
+import { channelDirectory } from "./channel_dir.ts";
 import { moduleDirectory, type PermissionKind, type PluginSettings } from "./config.ts";
 import { log } from "./log.ts";
 import type { FailureCause } from "./plugin_host.ts";
@@ -39,22 +40,7 @@ const SANDBOX_CODE = ["main.ts", "mod.ts", "sandbox", "api", "protocol", "node_m
 
 const INSPECTOR_HOSTS = ["127.0.0.1:9229", "localhost:9229", "[::1]:9229", "0.0.0.0:9229"];
 
-let privateDir: Promise<string> | null = null;
 let spawned = 0;
-
-/** The runner's private directory for sandbox channels (mode 0700), made once. */
-function channelDirectory(): Promise<string> {
-  privateDir ??= Deno.makeTempDir({ prefix: "a6-deno-runner-" });
-  return privateDir;
-}
-
-/** Removes the private directory (at shutdown). */
-export async function removeChannelDirectory(): Promise<void> {
-  if (!privateDir) return;
-  const dir = await privateDir;
-  privateDir = null;
-  await Deno.remove(dir, { recursive: true }).catch(() => {});
-}
 
 function secretHex(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(32));
