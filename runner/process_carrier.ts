@@ -12,6 +12,7 @@ import { ChannelReader, ChannelWriter, CONTROL_SLOT } from "../sandbox/channel.t
 import type { SandboxEvent, SandboxInit } from "../sandbox/process_main.ts";
 import { SECRET_ENV } from "../sandbox/process_main.ts";
 import { channelDirectory } from "./channel_dir.ts";
+import { CodeSnapshot } from "./code_snapshot.ts";
 import { moduleDirectory, type PermissionKind, type PluginSettings } from "./config.ts";
 import { log } from "./log.ts";
 import type { FailureCause } from "./plugin_host.ts";
@@ -37,6 +38,12 @@ export function sandboxMemoryLimitMb(plugins: readonly PluginSettings[]): number
 // The code a sandbox loads under `deno run`: its own modules and their npm dependencies.
 const SANDBOX_CODE = ["main.ts", "mod.ts", "sandbox", "api", "protocol", "node_modules"]
   .map((name) => join(ROOT, name));
+// What the runner speaks to its sandboxes, as it was when it started (node_modules is pinned by
+// the lock file). Embedded, and so unchangeable, in a compiled binary.
+const codeAtStart = Deno.build.standalone
+  ? null
+  : CodeSnapshot.take(SANDBOX_CODE.filter((path) => !path.endsWith("node_modules")))
+    .catch(() => null); // Unreadable: sandboxes then start without the check.
 
 const INSPECTOR_HOSTS = ["127.0.0.1:9229", "localhost:9229", "[::1]:9229", "0.0.0.0:9229"];
 
@@ -262,6 +269,13 @@ export function processCarrier(
   };
 
   const start = async () => {
+    const changed = await (await codeAtStart)?.firstChange();
+    if (changed) {
+      throw new Error(
+        `${changed} changed on disk since the runner started, and a sandbox started from it ` +
+          "might not understand this runner: restart the runner",
+      );
+    }
     const dir = await channelDirectory();
     const channel = join(dir, `${key.replace(/[^A-Za-z0-9._-]/g, "_")}-${++spawned}.sock`);
     const secret = secretHex();

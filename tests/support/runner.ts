@@ -30,6 +30,8 @@ export interface RunnerOptions {
   stdinPipe?: boolean;
   /** Subcommand (default "run"). */
   command?: string;
+  /** Run the project copied to this directory instead of the project itself. */
+  root?: string;
 }
 
 /** A runner started by a test. */
@@ -67,7 +69,8 @@ export async function waitForSocket(path: string, timeoutMs = 20_000): Promise<v
 export async function startRunner(options: RunnerOptions = {}): Promise<RunningRunner> {
   const dir = await Deno.makeTempDir({ prefix: "a6-test-" });
   const socket = options.socket ?? `${dir}/runner.sock`;
-  const args = [...await startFlags(), `${ROOT}/main.ts`, options.command ?? "run"];
+  const root = options.root ?? ROOT;
+  const args = [...await startFlags(), `${root}/main.ts`, options.command ?? "run"];
   if (options.config !== undefined) {
     const file = `${dir}/runner.json`;
     await Deno.writeTextFile(file, JSON.stringify(options.config, null, 2));
@@ -76,7 +79,7 @@ export async function startRunner(options: RunnerOptions = {}): Promise<RunningR
   args.push(...options.args ?? []);
   const process = new Deno.Command(Deno.execPath(), {
     args,
-    cwd: ROOT,
+    cwd: root,
     env: { APISIX_LISTEN_ADDRESS: `unix:${socket}`, NO_COLOR: "1", ...options.env },
     stdin: options.stdinPipe ? "piped" : "null",
     stdout: "piped",
