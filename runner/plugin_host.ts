@@ -14,6 +14,7 @@ import {
   prefetchQuestions,
   readPrefetch,
 } from "../api/prefetch.ts";
+import { IdTable, MAX_TABLE_ID } from "../sandbox/id_table.ts";
 import {
   BatchWriter,
   FailCause,
@@ -24,7 +25,6 @@ import {
   readMessages,
 } from "../sandbox/messages.ts";
 import type { PluginSettings } from "./config.ts";
-import { IdTable, MAX_TABLE_ID } from "../sandbox/id_table.ts";
 import { LineLimiter } from "./line_limiter.ts";
 import { pluginLogger } from "./log.ts";
 import { Histogram, OutcomeCounters } from "./metrics_core.ts";
@@ -129,7 +129,6 @@ interface PendingConf {
 const MAX_BATCHES_IN_FLIGHT = 2;
 // A worker may send this many messages that match nothing per second before it is a flood.
 const MAX_STRAY_PER_SECOND = 10_000;
-const MAX_ID = MAX_TABLE_ID;
 const EMPTY = new Uint8Array();
 
 function failure(cause: FailureCause, message: string): CallOutcome {
@@ -282,7 +281,7 @@ export class PluginHost {
       return { ok: false, cause: "unavailable", message: this.#unavailable };
     }
     const handle: ConfHandle = { id: this.#nextConfId++, raw, prefetch: null };
-    if (this.#nextConfId > MAX_ID) this.#nextConfId = 1;
+    if (this.#nextConfId > MAX_TABLE_ID) this.#nextConfId = 1;
     this.#confsById.set(handle.id, handle);
     const result = await new Promise<ConfResult>((settle) => {
       // parseConf's deadline starts when the conf reaches a running sandbox: a cold start
@@ -346,7 +345,7 @@ export class PluginHost {
       return Promise.resolve(failure("unavailable", this.#unavailable));
     }
     const id = this.#nextCallId++;
-    if (this.#nextCallId > MAX_ID) this.#nextCallId = 1;
+    if (this.#nextCallId > MAX_TABLE_ID) this.#nextCallId = 1;
     const started = performance.now();
     return new Promise((settle) => {
       const call: PendingCall = {

@@ -51,17 +51,18 @@ class SlotIndex {
     this.#size++;
   }
 
-  /** Removes `id`; false when it is not held. */
-  delete(id: number): boolean {
-    if (!validId(id)) return false;
+  /** Removes `id`; resolves to the slot it had, or -1 when it was not held. */
+  delete(id: number): number {
+    if (!validId(id)) return -1;
     const ids = this.#ids;
     const slots = this.#slots;
     const mask = this.#mask;
     let hole = id & mask;
     while (ids[hole] !== id) {
-      if (ids[hole] === EMPTY) return false;
+      if (ids[hole] === EMPTY) return -1;
       hole = (hole + 1) & mask;
     }
+    const removed = slots[hole]!;
     // Backward-shift deletion: move later entries of the probe run into the hole when their
     // home cell does not lie between the hole and them, so no tombstones are needed.
     for (let next = (hole + 1) & mask;; next = (next + 1) & mask) {
@@ -76,7 +77,7 @@ class SlotIndex {
     }
     ids[hole] = EMPTY;
     this.#size--;
-    return true;
+    return removed;
   }
 
   #place(id: number, slot: number): void {
@@ -152,9 +153,8 @@ export class IdTable<T> {
 
   /** Removes the item with `id`; false when none is held. */
   delete(id: number): boolean {
-    const slot = this.#slotOf.get(id);
+    const slot = this.#slotOf.delete(id);
     if (slot < 0) return false;
-    this.#slotOf.delete(id);
     const prev = this.#prev[slot]!;
     const next = this.#next[slot]!;
     if (prev >= 0) this.#next[prev] = next;
