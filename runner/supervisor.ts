@@ -122,6 +122,9 @@ export class Supervisor implements HostEvents {
     this.#carrier = carrier;
     this.#killReason = null;
     const ready = this.hosts.map((host) => host.waitReady());
+    // Handled at once: the sandbox can end (and reject these) while carrier.start() is still
+    // running, before anything awaits them; Promise.all below still sees the rejection.
+    for (const waiting of ready) waiting.catch(() => {});
     carrier.exited.then((exit) => this.#ended(carrier, exit));
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
@@ -136,7 +139,6 @@ export class Supervisor implements HostEvents {
         }),
       ]);
     } catch (error) {
-      ready.forEach((p) => p.catch(() => {}));
       const message = `sandbox ${this.key} failed to start: ${(error as Error).message}`;
       this.startError = message;
       if (this.#carrier === carrier) carrier.kill("crash", message);
