@@ -20,7 +20,12 @@
  * @module
  */
 import { definePlugin } from "@apisix/deno-plugin-runner";
-import { createLocalJWKSet, type JWTPayload, jwtVerify, type JWTVerifyGetKey } from "jose";
+import {
+  createLocalJWKSet,
+  type JWTPayload,
+  jwtVerify,
+  type JWTVerifyGetKey,
+} from "jose";
 
 /** The parsed conf. */
 export interface JwtAuthConf {
@@ -36,7 +41,10 @@ const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Longest claim value copied into a header; a longer one is refused, not cut. */
 const MAX_HEADER_VALUE = 4096;
 
-function optionalString(conf: Record<string, unknown>, key: string): string | undefined {
+function optionalString(
+  conf: Record<string, unknown>,
+  key: string,
+): string | undefined {
   const value = conf[key];
   if (value === undefined) return undefined;
   if (typeof value !== "string" || value === "") {
@@ -53,7 +61,9 @@ async function parse(raw: string): Promise<JwtAuthConf> {
   const secret = optionalString(conf, "secret");
   const jwksFile = optionalString(conf, "jwks_file");
   if ((secret === undefined) === (jwksFile === undefined)) {
-    throw new TypeError("expected exactly one of secret (HS256) and jwks_file (RS256/ES256)");
+    throw new TypeError(
+      "expected exactly one of secret (HS256) and jwks_file (RS256/ES256)",
+    );
   }
   let key: JwtAuthConf["key"];
   if (secret !== undefined) {
@@ -64,8 +74,12 @@ async function parse(raw: string): Promise<JwtAuthConf> {
     key = createLocalJWKSet(jwks);
   }
   const mapping = conf.claims_to_headers ?? {};
-  if (typeof mapping !== "object" || mapping === null || Array.isArray(mapping)) {
-    throw new TypeError("claims_to_headers: expected an object of claim names to header names");
+  if (
+    typeof mapping !== "object" || mapping === null || Array.isArray(mapping)
+  ) {
+    throw new TypeError(
+      "claims_to_headers: expected an object of claim names to header names",
+    );
   }
   const claimsToHeaders: Array<[string, string]> = [];
   for (const [claim, header] of Object.entries(mapping)) {
@@ -75,7 +89,10 @@ async function parse(raw: string): Promise<JwtAuthConf> {
     claimsToHeaders.push([claim, header.toLowerCase()]);
   }
   const clockToleranceS = conf.clock_tolerance_s ?? 0;
-  if (!Number.isInteger(clockToleranceS) || clockToleranceS < 0 || clockToleranceS > 300) {
+  if (
+    !Number.isInteger(clockToleranceS) || clockToleranceS < 0 ||
+    clockToleranceS > 300
+  ) {
     throw new TypeError("clock_tolerance_s: expected an integer from 0 to 300");
   }
   const parsed: JwtAuthConf = {
@@ -97,7 +114,9 @@ function headerValue(value: unknown): string | null {
   const text = typeof value === "string" ? value : JSON.stringify(value);
   // No control characters (a CR/LF would split the header) and a bounded length.
   // deno-lint-ignore no-control-regex
-  return text.length <= MAX_HEADER_VALUE && !/[\x00-\x1f\x7f]/.test(text) ? text : null;
+  return text.length <= MAX_HEADER_VALUE && !/[\x00-\x1f\x7f]/.test(text)
+    ? text
+    : null;
 }
 
 async function verify(conf: JwtAuthConf, token: string): Promise<JWTPayload> {
