@@ -55,6 +55,8 @@ export interface PluginSettings {
    * null for a bundled plugin or a single file resolved with the runner's own imports.
    */
   package?: string | null;
+  /** The runner configuration file that named the plugin (for messages that say what to run). */
+  configFile?: string | null;
   /** What the plugin may do. */
   permissions: Permissions;
   /** Own process, a shared process, or a worker inside the runner. */
@@ -372,6 +374,7 @@ export function parseConfig(value: unknown, file: string): RunnerConfig {
       module,
       bundled,
       package: pkg,
+      configFile: file,
       permissions,
       isolation,
       sandbox,

@@ -283,8 +283,10 @@ export function processCarrier(
           "might not understand this runner: restart the runner",
       );
     }
-    const pkg = plugins.find((p) => p.package)?.package;
-    const notInstalled = pkg ? await packageProblem(pkg, null) : null;
+    const packaged = plugins.find((p) => p.package);
+    const notInstalled = packaged?.package
+      ? await packageProblem(packaged.package, packaged.configFile ?? null)
+      : null;
     if (notInstalled) throw new Error(notInstalled);
     const dir = await channelDirectory();
     const channel = join(dir, `${key.replace(/[^A-Za-z0-9._-]/g, "_")}-${++spawned}.sock`);
