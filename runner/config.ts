@@ -326,6 +326,22 @@ export function parseConfig(value: unknown, file: string): RunnerConfig {
       }
     }
 
+    if (pkg !== null) {
+      // Deno hard-links npm files from its cache into the package's node_modules: a write
+      // grant over the package would let the plugin change that cache for everyone.
+      const inside = permissions.write.find((p) =>
+        p === pkg || p.startsWith(pkg + "/") || pkg.startsWith(p.replace(/\/$/, "") + "/")
+      );
+      if (inside !== undefined) {
+        check.fail(
+          `${key}.permissions.write`,
+          "no write access to the plugin's own package (its installed dependencies are " +
+            "hard links into Deno's cache)",
+          inside,
+        );
+      }
+    }
+
     const isolation = entry.isolation === undefined
       ? PLUGIN_DEFAULTS.isolation
       : check.oneOf(entry.isolation, `${key}.isolation`, ["process", "shared", "inline"] as const);
