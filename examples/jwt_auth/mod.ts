@@ -20,12 +20,7 @@
  * @module
  */
 import { definePlugin } from "@apisix/deno-plugin-runner";
-import {
-  createLocalJWKSet,
-  type JWTPayload,
-  jwtVerify,
-  type JWTVerifyGetKey,
-} from "jose";
+import { createLocalJWKSet, type JWTPayload, jwtVerify, type JWTVerifyGetKey } from "jose";
 
 /** The parsed conf. */
 export interface JwtAuthConf {
@@ -114,9 +109,7 @@ function headerValue(value: unknown): string | null {
   const text = typeof value === "string" ? value : JSON.stringify(value);
   // No control characters (a CR/LF would split the header) and a bounded length.
   // deno-lint-ignore no-control-regex
-  return text.length <= MAX_HEADER_VALUE && !/[\x00-\x1f\x7f]/.test(text)
-    ? text
-    : null;
+  return text.length <= MAX_HEADER_VALUE && !/[\x00-\x1f\x7f]/.test(text) ? text : null;
 }
 
 async function verify(conf: JwtAuthConf, token: string): Promise<JWTPayload> {

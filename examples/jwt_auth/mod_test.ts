@@ -1,9 +1,5 @@
 import { equal, match, rejects } from "node:assert/strict";
-import {
-  assertRewrite,
-  assertStop,
-  testPlugin,
-} from "@apisix/deno-plugin-runner/testing";
+import { assertRewrite, assertStop, testPlugin } from "@apisix/deno-plugin-runner/testing";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import jwtAuth from "./mod.ts";
 

@@ -159,7 +159,7 @@ Deno.test({
       // Never installed: check names the command; the runner answers by the failure policy.
       const unchecked = await runnerCommand("start", ["check", "--config", config], env);
       equal(unchecked.code, 1, unchecked.output);
-      match(unchecked.output, /plugin  pkg: the plugin package .* is not installed: run `/);
+      match(unchecked.output, /plugin {2}pkg: the plugin package .* is not installed: run `/);
       ok(unchecked.output.includes(fix), unchecked.output);
       const frozenMissing = await runnerCommand(
         "install",

@@ -104,7 +104,14 @@ export async function startRegistry(versions: readonly StandInVersion[]): Promis
     };
     packuments.set(version.name, packument);
   }
-  return { url, asked, close: async () => abort.abort() };
+  return {
+    url,
+    asked,
+    close: () => {
+      abort.abort();
+      return Promise.resolve();
+    },
+  };
 }
 
 /** Writes a package: its deno.json naming `imports`, and its files. */
