@@ -93,8 +93,23 @@ Deno.test({
       const env = await environment(registry);
       const plugin = (name: string) =>
         answeringPlugin(name, 'import { version } from "lib";', '"lib " + version');
-      await writePackage(`${dir}/one`, { lib: `npm:${LIB}@1.0.0` }, { "mod.ts": plugin("one") });
-      await writePackage(`${dir}/two`, { lib: `npm:${LIB}@2.0.0` }, { "mod.ts": plugin("two") });
+      // "one" lists the runner's API (from JSR, unreachable here): it still resolves to the
+      // runner's own files and is not installed.
+      await writePackage(`${dir}/one`, {
+        lib: `npm:${LIB}@1.0.0`,
+        "@apisix/deno-plugin-runner": "jsr:@apisix/deno-plugin-runner@0.1.0",
+      }, { "mod.ts": plugin("one") });
+      // "two" pins another flatbuffers than the runner's sandbox code uses: each gets its own.
+      await writePackage(`${dir}/two`, {
+        lib: `npm:${LIB}@2.0.0`,
+        flatbuffers: "npm:flatbuffers@24.3.25",
+      }, {
+        "mod.ts": answeringPlugin(
+          "two",
+          'import { version } from "lib"; import { Builder } from "flatbuffers";',
+          '"lib " + version + (typeof Builder === "function" ? "" : " no flatbuffers")',
+        ),
+      });
       const config = await writeConfig(dir, {
         one: { module: "./one/mod.ts" },
         two: { module: "./two/mod.ts" },
@@ -104,10 +119,16 @@ Deno.test({
       const installed = await runnerCommand("install", ["install", "--config", config], env);
       equal(installed.code, 0, installed.output);
       console.log(`install of 3 packages into an empty DENO_DIR: ${Math.round(installed.ms)} ms`);
-      for (const [pkg, version] of [["one", "1.0.0"], ["two", "2.0.0"]]) {
-        const lock = JSON.parse(await Deno.readTextFile(`${dir}/${pkg}/deno.lock`));
-        deepEqual(lock.specifiers, { [`npm:${LIB}@${version}`]: version });
-      }
+      const lockOf = async (pkg: string) =>
+        JSON.parse(await Deno.readTextFile(`${dir}/${pkg}/deno.lock`)).specifiers;
+      deepEqual(await lockOf("one"), { [`npm:${LIB}@1.0.0`]: "1.0.0" });
+      deepEqual(await lockOf("two"), {
+        [`npm:${LIB}@2.0.0`]: "2.0.0",
+        "npm:flatbuffers@24.3.25": "24.3.25",
+      });
+      const installedTwo = [...Deno.readDirSync(`${dir}/two/.apisix-runner/node_modules/.deno`)]
+        .map((entry) => entry.name).filter((name) => name.startsWith("flatbuffers@")).sort();
+      deepEqual(installedTwo, ["flatbuffers@24.3.25", "flatbuffers@25.9.23"]);
       const npmLock = JSON.parse(await Deno.readTextFile(`${dir}/npm_plugins/hello/deno.lock`));
       ok(npmLock.npm[`${LIB}@2.0.0`], "the npm plugin's dependency is pinned in its lock");
 
