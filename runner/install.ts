@@ -175,9 +175,9 @@ async function installPackage(
   );
   const genLockFile = join(gen, "deno.lock");
   const runnerLock = await readLock(join(RUNNER_ROOT, "deno.lock"));
-  const current = await readLock(genLockFile);
+  // Seeded afresh each time: a pin the package's lock moved must win over an older install's.
   const seeded = seedLock(pkgLock, runnerLock);
-  if (!current) await Deno.writeTextFile(genLockFile, JSON.stringify(seeded, null, 2) + "\n");
+  await Deno.writeTextFile(genLockFile, JSON.stringify(seeded, null, 2) + "\n");
   const entrypoints = [join(RUNNER_ROOT, "main.ts")];
   for (const plugin of plugins) {
     if (plugin.module.startsWith("file:")) entrypoints.push(new URL(plugin.module).pathname);
