@@ -1,7 +1,9 @@
-import { deepEqual, equal, match, throws } from "node:assert/strict";
+import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
 import { join } from "node:path";
 import { ConfigError, parseConfig } from "./config.ts";
 import { linksLeaving } from "./install.ts";
+import { sandboxRunArgs } from "./process_carrier.ts";
+import { workerPermissions } from "./worker_permissions.ts";
 import { npmPluginDirectory, packageDirectoryOf, parseNpmSpec, RUNNER_ROOT } from "./packages.ts";
 
 Deno.test("parseNpmSpec takes a name and an exact version, nothing looser", () => {
@@ -87,5 +89,31 @@ Deno.test("linksLeaving finds links that lead out of a package, and only those",
   } finally {
     await Deno.remove(dir, { recursive: true });
     await Deno.remove(outside, { recursive: true });
+  }
+});
+
+Deno.test("a package's sandbox starts with the package's installed config and reads the package", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(join(dir, "pkg"));
+    await Deno.writeTextFile(join(dir, "pkg", "deno.json"), "{}");
+    const plugins = [
+      ...parseConfig(
+        { bundled: false, plugins: { p: { module: "./pkg/mod.ts" } } },
+        join(dir, "runner.json"),
+      ).plugins.values(),
+    ];
+    const channel = "/tmp/a6-x/p-1.sock";
+    const args = sandboxRunArgs(plugins, channel);
+    for (const f of ["--cached-only", "--frozen", "--node-modules-dir=manual", "--deny-import"]) {
+      ok(args.includes(f), f);
+    }
+    ok(args.includes(`--config=${join(dir, "pkg", ".apisix-runner", "deno.json")}`));
+    const read = args.find((a) => a.startsWith("--allow-read="))!.slice(13).split(",");
+    ok(read.includes(join(dir, "pkg")));
+    ok(!read.includes(join(RUNNER_ROOT, "node_modules")), "not the runner's node_modules");
+    deepEqual(workerPermissions(plugins[0]!).read, [join(dir, "pkg")]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
