@@ -116,7 +116,11 @@ export async function packageImports(pkg: string): Promise<Record<string, string
       throw new PackageError(`${file}: imports.${name}: expected a specifier string`);
     }
     if (name in API_IMPORTS) continue;
-    own[name] = target;
+    // Relative targets are relative to the package's deno.json; the configurations install
+    // writes live in GENERATED_DIR, so they get absolute file: URLs.
+    own[name] = /^\.\.?\//.test(target)
+      ? pathToFileURL(resolve(pkg, target)).href + (target.endsWith("/") ? "/" : "")
+      : target;
   }
   return own;
 }

@@ -91,14 +91,22 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "a6-packages-" });
     try {
       const env = await environment(registry);
-      const plugin = (name: string) =>
-        answeringPlugin(name, 'import { version } from "lib";', '"lib " + version');
       // "one" lists the runner's API (from JSR, unreachable here): it still resolves to the
       // runner's own files and is not installed.
+      // It also maps a name to its own directory, relative to its deno.json.
       await writePackage(`${dir}/one`, {
         lib: `npm:${LIB}@1.0.0`,
         "@apisix/deno-plugin-runner": "jsr:@apisix/deno-plugin-runner@0.1.0",
-      }, { "mod.ts": plugin("one") });
+        "#own/": "./own/",
+      }, {
+        "mod.ts": answeringPlugin(
+          "one",
+          'import { version } from "lib"; import { prefix } from "#own/prefix.ts";',
+          "prefix + version",
+        ),
+      });
+      await Deno.mkdir(`${dir}/one/own`);
+      await Deno.writeTextFile(`${dir}/one/own/prefix.ts`, 'export const prefix = "lib ";\n');
       // "two" pins another flatbuffers than the runner's sandbox code uses: each gets its own.
       await writePackage(`${dir}/two`, {
         lib: `npm:${LIB}@2.0.0`,
