@@ -174,7 +174,7 @@ async function readOptional(path: string): Promise<string> {
 
 /**
  * A digest of everything an install is made from: the package's deno.json and lock, the
- * runner's own imports and lock, where the runner is, and the Deno version. An install whose
+ * runner's own imports, unstable flags and lock, where the runner is, and the Deno version. An install whose
  * stamp differs is out of date.
  */
 export async function installInputs(pkg: string): Promise<string> {
@@ -185,7 +185,8 @@ export async function installInputs(pkg: string): Promise<string> {
     Deno.version.deno,
     file ? await readOptional(file) : "",
     await readOptional(join(pkg, "deno.lock")),
-    await readOptional(join(RUNNER_ROOT, "deno.json")),
+    // Only what the generated configuration takes from it: a new task is no reason to reinstall.
+    JSON.stringify(await runnerDenoJson().then((r) => [r.imports, r.unstable])),
     await readOptional(join(RUNNER_ROOT, "deno.lock")),
   ];
   const digest = await crypto.subtle.digest(
