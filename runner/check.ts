@@ -7,6 +7,7 @@
  */
 import { ConfigError, defaultConfig, loadConfig, type RunnerConfig } from "./config.ts";
 import { missingEnvAdvice, missingPluginEnv } from "./env_hints.ts";
+import { packageProblem } from "./packages.ts";
 import { PluginRegistry } from "./plugin_registry.ts";
 import { parseSections } from "./sections.ts";
 
@@ -98,6 +99,17 @@ export async function check(
   for (const name of wanted) {
     if (!config.plugins.has(name)) {
       problem(`plugin  ${name}: not in the configuration (it has: ${known.join(", ")})`);
+      wanted.delete(name);
+    }
+  }
+
+  // A package whose install is missing or stale would fail in its sandbox with Deno's
+  // multi-line cache error: say instead which command fixes it.
+  for (const name of wanted) {
+    const pkg = config.plugins.get(name)!.package;
+    const notInstalled = pkg ? await packageProblem(pkg, config.file) : null;
+    if (notInstalled) {
+      problem(`plugin  ${name}: ${notInstalled}`);
       wanted.delete(name);
     }
   }

@@ -11,7 +11,7 @@ import { parseArgs } from "node:util";
 import type { LogLevel } from "@logtape/logtape";
 import denoJson from "../deno.json" with { type: "json" };
 import { check, SampleConfError } from "./check.ts";
-import { ConfigError } from "./config.ts";
+import { ConfigError, loadConfig } from "./config.ts";
 import { LOG_LEVELS, type LogFormat, setupLogging } from "./log.ts";
 import { serve } from "./serve.ts";
 import { EnvironmentError } from "./server.ts";
@@ -27,6 +27,7 @@ Commands:
   run       Serve APISIX's ext-plugin protocol on APISIX_LISTEN_ADDRESS (what APISIX starts)
   dev       Like run, with debug logs and plugin files watched, on ${DEV_ADDRESS}
   check     Validate the configuration, load every plugin, try sample confs
+  install   Install the plugin packages' dependencies, pinned by their locks
   version   Print the version
 
 Run "runner <command> --help" for a command's options.`;
@@ -79,6 +80,19 @@ Options:
                            (e.g. --conf 'say={"body":"hi"}'), or <plugin>=@<file>; repeatable
       --plugin <name>      Load only this plugin (repeatable); default: every plugin
       --log-level <level>  Runner log lines shown beside the report (default error)
+  -h, --help               Show this help`;
+
+const INSTALL_USAGE = `Usage: runner install --config <file> [--frozen]
+
+Installs the dependencies of every plugin package the configuration names (a module in a
+directory with its own deno.json, or "npm:<name>@<version>"), pinned by the package's own
+deno.lock (created when missing), into the package's .apisix-runner directory. Sandboxes then
+start with --cached-only: nothing is fetched while the runner serves. Installing twice changes
+nothing. See docs/packages.md.
+
+Options:
+  -c, --config <file>      The runner configuration (env A6_CONFIG); required
+      --frozen             Fail when a package's lock is missing or out of date (for CI)
   -h, --help               Show this help`;
 
 const VERSION_USAGE = `Usage: runner version
@@ -206,6 +220,35 @@ async function runCheck(args: string[]): Promise<number> {
   }
 }
 
+async function runInstall(args: string[]): Promise<number> {
+  const { values } = parse("install", () =>
+    parseArgs({
+      args,
+      options: {
+        config: { type: "string", short: "c" },
+        frozen: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  if (values.help) {
+    console.log(INSTALL_USAGE);
+    return 0;
+  }
+  const file = values.config ?? (Deno.env.get("A6_CONFIG") || null);
+  if (!file) {
+    throw new UsageError(
+      'runner install: --config <file> is required\nRun "runner install --help" for usage.',
+    );
+  }
+  const { installPackages } = await import("./install.ts");
+  return await installPackages(await loadConfig(file), {
+    frozen: values.frozen ?? false,
+    print: (line) => console.log(line),
+  });
+}
+
 /** Runs the command line `args`; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;
@@ -216,6 +259,8 @@ export async function main(args: string[]): Promise<number> {
         return await runOrDev(command, rest);
       case "check":
         return await runCheck(rest);
+      case "install":
+        return await runInstall(rest);
       case "version":
       case "--version": {
         const { values } = parse("version", () =>

@@ -7,6 +7,7 @@
 import { dirname, isAbsolute, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseJsonc } from "./jsonc.ts";
+import { npmPluginDirectory, packageDirectoryOf, parseNpmSpec } from "./packages.ts";
 
 /** Permission kinds a plugin can be granted, each as an allowlist. */
 export const PERMISSION_KINDS = ["read", "write", "net", "env", "sys", "import"] as const;
@@ -49,6 +50,13 @@ export interface PluginSettings {
   module: string;
   /** Whether the module is one of the bundled plugins. */
   bundled: boolean;
+  /**
+   * The plugin package's directory (its own deno.json, lock and installed dependencies), or
+   * null for a bundled plugin or a single file resolved with the runner's own imports.
+   */
+  package?: string | null;
+  /** The runner configuration file that named the plugin (for messages that say what to run). */
+  configFile?: string | null;
   /** What the plugin may do. */
   permissions: Permissions;
   /** Own process, a shared process, or a worker inside the runner. */
@@ -171,6 +179,7 @@ export function bundledSettings(name: string): PluginSettings {
     name,
     module: new URL(file, BUNDLED_DIR).href,
     bundled: true,
+    package: null,
     permissions: emptyPermissions(),
     isolation: PLUGIN_DEFAULTS.isolation,
     sandbox: `plugin:${name}`,
@@ -201,26 +210,45 @@ const PLUGIN_KEYS = [
   "logLinesPerSecond",
 ] as const;
 
+/** Where a plugin's module comes from: its URL, whether it is bundled, and its package. */
+interface ResolvedModule {
+  module: string;
+  bundled: boolean;
+  package: string | null;
+}
+
 function resolveModule(
   check: Checker,
   key: string,
+  name: string,
   spec: string,
   baseDir: string,
-): [string, boolean] {
-  if (spec in BUNDLED_PLUGINS) return [new URL(BUNDLED_PLUGINS[spec]!, BUNDLED_DIR).href, true];
+): ResolvedModule {
+  if (spec in BUNDLED_PLUGINS) {
+    const module = new URL(BUNDLED_PLUGINS[spec]!, BUNDLED_DIR).href;
+    return { module, bundled: true, package: null };
+  }
+  if (spec.startsWith("npm:")) {
+    if (!parseNpmSpec(spec)) {
+      check.fail(key, 'an npm plugin as "npm:<name>@<exact version>"', spec);
+    }
+    return { module: spec, bundled: false, package: npmPluginDirectory(baseDir, name) };
+  }
+  let module: string;
   if (/^[a-z][a-z0-9+.-]*:/i.test(spec)) {
     if (!spec.startsWith("file:")) {
       check.fail(
         key,
-        "a bundled plugin name, a file path or a file: URL (remote modules " +
-          "are not loaded: the sandbox runs with --cached-only)",
+        'a bundled plugin name, a file path, a file: URL or "npm:<name>@<version>" (remote ' +
+          "modules are not loaded: the sandbox runs with --cached-only)",
         spec,
       );
     }
-    return [spec, false];
+    module = spec;
+  } else {
+    module = pathToFileURL(isAbsolute(spec) ? spec : resolve(baseDir, spec)).href;
   }
-  const path = isAbsolute(spec) ? spec : resolve(baseDir, spec);
-  return [pathToFileURL(path).href, false];
+  return { module, bundled: false, package: packageDirectoryOf(fileURLToPath(module)) };
 }
 
 /** Validates a parsed configuration object. `file` names it in error messages. */
@@ -254,7 +282,22 @@ export function parseConfig(value: unknown, file: string): RunnerConfig {
     if (entry.module === undefined && !(name in BUNDLED_PLUGINS)) {
       check.fail(`${key}.module`, "a module path (there is no bundled plugin of this name)");
     }
-    const [module, bundled] = resolveModule(check, `${key}.module`, spec, baseDir);
+    const { module, bundled, package: pkg } = resolveModule(
+      check,
+      `${key}.module`,
+      name,
+      spec,
+      baseDir,
+    );
+    if (pkg !== null && Deno.build.standalone) {
+      check.fail(
+        `${key}.module`,
+        "a bundled plugin or a single-file plugin: a compiled runner binary cannot load a " +
+          "plugin package (its dependencies) from disk; run the runner with `deno task start` " +
+          "for packages (see docs/packages.md)",
+        spec,
+      );
+    }
 
     const permissions = emptyPermissions();
     if (entry.permissions !== undefined) {
@@ -283,6 +326,22 @@ export function parseConfig(value: unknown, file: string): RunnerConfig {
       }
     }
 
+    if (pkg !== null) {
+      // Deno hard-links npm files from its cache into the package's node_modules: a write
+      // grant over the package would let the plugin change that cache for everyone.
+      const inside = permissions.write.find((p) =>
+        p === pkg || p.startsWith(pkg + "/") || pkg.startsWith(p.replace(/\/$/, "") + "/")
+      );
+      if (inside !== undefined) {
+        check.fail(
+          `${key}.permissions.write`,
+          "no write access to the plugin's own package (its installed dependencies are " +
+            "hard links into Deno's cache)",
+          inside,
+        );
+      }
+    }
+
     const isolation = entry.isolation === undefined
       ? PLUGIN_DEFAULTS.isolation
       : check.oneOf(entry.isolation, `${key}.isolation`, ["process", "shared", "inline"] as const);
@@ -301,11 +360,37 @@ export function parseConfig(value: unknown, file: string): RunnerConfig {
     } else if (isolation === "inline") {
       sandbox = `inline:${name}`;
     }
+    if (pkg !== null && isolation === "inline") {
+      check.fail(
+        `${key}.isolation`,
+        '"process" or "shared" for a plugin package: an inline plugin runs in the runner ' +
+          "itself, which resolves imports with the runner's own deno.json",
+        isolation,
+      );
+    }
+    if (isolation === "shared") {
+      // A sandbox process resolves imports with one configuration: one package's.
+      const other = [...plugins.values()].find((p) =>
+        p.sandbox === sandbox && (p.package ?? null) !== pkg
+      );
+      if (other) {
+        check.fail(
+          `${key}.group`,
+          `a group whose plugins all come from one package (or none): ${other.name} in the ` +
+            `same group comes from ${other.package ?? "no package"}, this plugin from ` +
+            `${pkg ?? "no package"}, and a sandbox resolves imports with one package's ` +
+            "configuration",
+          entry.group,
+        );
+      }
+    }
 
     plugins.set(name, {
       name,
       module,
       bundled,
+      package: pkg,
+      configFile: file,
       permissions,
       isolation,
       sandbox,
@@ -353,4 +438,12 @@ export async function loadConfig(file: string): Promise<RunnerConfig> {
 /** The directory holding a file: URL module, which its worker may read (its own files). */
 export function moduleDirectory(module: string): string | null {
   return module.startsWith("file:") ? dirname(fileURLToPath(module)) : null;
+}
+
+/**
+ * What a plugin's worker may read as its own: its package directory (its files and its
+ * installed dependencies), else the directory holding its module file, else nothing.
+ */
+export function ownDirectory(settings: PluginSettings): string | null {
+  return settings.package ?? moduleDirectory(settings.module);
 }

@@ -13,8 +13,9 @@ import type { SandboxEvent, SandboxInit } from "../sandbox/process_main.ts";
 import { SECRET_ENV } from "../sandbox/process_main.ts";
 import { channelDirectory } from "./channel_dir.ts";
 import { CodeSnapshot } from "./code_snapshot.ts";
-import { moduleDirectory, type PermissionKind, type PluginSettings } from "./config.ts";
+import { ownDirectory, type PermissionKind, type PluginSettings } from "./config.ts";
 import { log } from "./log.ts";
+import { generatedConfigFile, packageProblem } from "./packages.ts";
 import type { FailureCause } from "./plugin_host.ts";
 import type { Carrier, Exit } from "./supervisor.ts";
 import { workerPermissions } from "./worker_permissions.ts";
@@ -65,9 +66,13 @@ export function sandboxRunArgs(
   channel: string,
 ): string[] {
   const heapMb = Math.max(...plugins.map((p) => p.memoryMb));
+  // A package's sandbox resolves imports with the configuration `install` wrote inside the
+  // package (config.ts keeps a sandbox to one package): its node_modules, not the runner's.
+  const pkg = plugins.find((p) => p.package)?.package ?? null;
+  const code = pkg ? SANDBOX_CODE.filter((path) => !path.endsWith("node_modules")) : SANDBOX_CODE;
   const read = [
-    ...SANDBOX_CODE,
-    ...plugins.map((p) => moduleDirectory(p.module)).filter((d): d is string => d !== null),
+    ...code,
+    ...plugins.map(ownDirectory).filter((d): d is string => d !== null),
     ...union(plugins, "read"),
     channel,
   ];
@@ -80,7 +85,9 @@ export function sandboxRunArgs(
     // A plugin's npm: import must not install packages from the machine's npm cache into the
     // runner's node_modules (and rewrite its lockfile): only what the lockfile holds loads.
     "--frozen",
-    `--config=${join(ROOT, "deno.json")}`,
+    `--config=${pkg ? generatedConfigFile(pkg) : join(ROOT, "deno.json")}`,
+    // Installed ahead of time by `install`: the sandbox uses node_modules as it is.
+    ...(pkg ? ["--node-modules-dir=manual"] : []),
     // A 4 MB young generation: with 1 MB, per-call objects still alive when the next scavenge
     // came were promoted to the old generation and cost its GC more CPU than the 4 MB cost RSS.
     `--v8-flags=--max-old-space-size=${heapMb},--max-semi-space-size=4`,
@@ -276,6 +283,11 @@ export function processCarrier(
           "might not understand this runner: restart the runner",
       );
     }
+    const packaged = plugins.find((p) => p.package);
+    const notInstalled = packaged?.package
+      ? await packageProblem(packaged.package, packaged.configFile ?? null)
+      : null;
+    if (notInstalled) throw new Error(notInstalled);
     const dir = await channelDirectory();
     const channel = join(dir, `${key.replace(/[^A-Za-z0-9._-]/g, "_")}-${++spawned}.sock`);
     const secret = secretHex();

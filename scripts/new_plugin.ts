@@ -1,7 +1,8 @@
 /**
- * `deno task new-plugin NAME`: scaffolds a plugin and its unit test from the templates in
- * `scripts/templates/`, then says how to run it in `deno task dev` and try it through the
- * local gateway.
+ * `deno task new-plugin NAME`: scaffolds a plugin package from the templates in
+ * `scripts/templates/` (its deno.json, mod.ts, mod_test.ts with the test kit, and a README),
+ * then says the next commands: install its dependencies, run its test, try it with the runner
+ * and the local gateway.
  *
  * @module
  */
@@ -13,13 +14,22 @@ const TEMPLATES = new URL("./templates/", import.meta.url);
 
 const USAGE = `Usage: deno task new-plugin <name> [options]
 
-Creates <dir>/<name>.ts (a working plugin to edit) and <dir>/<name>_test.ts (its unit test).
-The name is what routes use: lower case letters, digits and "-", starting with a letter.
+Creates the plugin package <dir>/<name>/: deno.json (its dependencies), mod.ts (a working
+plugin to edit), mod_test.ts (its unit test) and README.md. The name is what routes use:
+lower case letters, digits and "-", starting with a letter.
 
 Options:
-  -d, --dir <dir>   Where to put them (default: plugins)
+  -d, --dir <dir>   Where to put the package (default: plugins)
   -f, --force       Overwrite existing files
   -h, --help        Show this help`;
+
+/** The files of a package: its name there → the template it is filled from. */
+const FILES: Readonly<Record<string, string>> = {
+  "deno.json": "deno.json.tmpl",
+  "mod.ts": "plugin.ts.tmpl",
+  "mod_test.ts": "plugin_test.ts.tmpl",
+  "README.md": "README.md.tmpl",
+};
 
 /** The file stem of a plugin name: `my-auth` → `my_auth`. */
 export function fileStem(name: string): string {
@@ -31,13 +41,13 @@ export function typeName(name: string): string {
   return name.split("-").map((part) => part[0]!.toUpperCase() + part.slice(1)).join("");
 }
 
-/** Fills a template. */
-export function fill(template: string, name: string): string {
+/** Fills a template (`__DIR__` is the package directory as the user sees it). */
+export function fill(template: string, name: string, dir = "."): string {
   return template.replaceAll("__NAME__", name).replaceAll("__FILE__", fileStem(name))
-    .replaceAll("__TYPE__", typeName(name));
+    .replaceAll("__TYPE__", typeName(name)).replaceAll("__DIR__", dir);
 }
 
-/** Creates the plugin; returns the exit code. */
+/** Creates the plugin package; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   let parsed;
   try {
@@ -72,34 +82,36 @@ export async function main(args: string[]): Promise<number> {
     );
     return 2;
   }
-  const dir = resolve(values.dir ?? "plugins");
-  const plugin = join(dir, `${fileStem(name)}.ts`);
-  const test = join(dir, `${fileStem(name)}_test.ts`);
-  for (const file of [plugin, test]) {
-    const exists = await Deno.stat(file).then(() => true, () => false);
+  const pkg = join(resolve(values.dir ?? "plugins"), name);
+  const shown = (file: string) => relative(Deno.cwd(), file) || file;
+  for (const file of Object.keys(FILES)) {
+    const path = join(pkg, file);
+    const exists = await Deno.stat(path).then(() => true, () => false);
     if (exists && !values.force) {
-      console.error(`error: ${relative(Deno.cwd(), file)} exists; pass --force to overwrite it`);
+      console.error(`error: ${shown(path)} exists; pass --force to overwrite it`);
       return 1;
     }
   }
-  await Deno.mkdir(dir, { recursive: true });
+  await Deno.mkdir(pkg, { recursive: true });
   const read = (file: string) => Deno.readTextFile(fileURLToPath(new URL(file, TEMPLATES)));
-  await Deno.writeTextFile(plugin, fill(await read("plugin.ts.tmpl"), name));
-  await Deno.writeTextFile(test, fill(await read("plugin_test.ts.tmpl"), name));
+  for (const [file, template] of Object.entries(FILES)) {
+    await Deno.writeTextFile(join(pkg, file), fill(await read(template), name, shown(pkg)));
+  }
 
-  const shown = (file: string) => relative(Deno.cwd(), file) || file;
-  console.log(`created ${shown(plugin)} and ${shown(test)}
+  const dir = shown(pkg);
+  console.log(`created the plugin package ${dir}/ (deno.json, mod.ts, mod_test.ts, README.md)
+
+Name it in a runner configuration (runner.jsonc):
+  { "plugins": { "${name}": { "module": "./${dir}/mod.ts" } } }
+and add its dependencies to ${dir}/deno.json ("imports": { "jose": "npm:jose@5.9.6" }).
 
 Next:
-  deno test ${shown(test)}                 # its unit test
-  # a runner configuration with it (runner.jsonc):
-  #   { "plugins": { "${name}": { "module": "./${shown(plugin)}" } } }
-  deno task dev -c runner.jsonc            # reloads the plugin whenever you save it
-  # a route for it in examples/routes.jsonc:
+  deno task install --config runner.jsonc    # pins and installs its dependencies
+  deno test --config ${dir}/.apisix-runner/deno.json ${dir}/mod_test.ts
+  deno task dev -c runner.jsonc              # then, for a route to it in examples/routes.jsonc:
   #   { "uri": "/${name}", "upstream": "echo",
   #     "plugins": { "ext-plugin-pre-req": { "conf": [{ "name": "${name}", "value": {} }] } } }
-  deno task gateway                        # then: curl -i http://127.0.0.1:9080/${name}
-  deno run -A main.ts check -c runner.jsonc --conf '${name}={"value":"on"}'`);
+  #   deno task gateway, and curl -i http://127.0.0.1:9080/${name}`);
   return 0;
 }
 

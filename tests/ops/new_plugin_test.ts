@@ -1,6 +1,7 @@
 /**
- * `deno task new-plugin`: the scaffold is a plugin that loads in a real sandbox (checked with
- * `check`), with a unit test that passes; names and existing files are guarded.
+ * `deno task new-plugin`: the scaffold is a plugin package that installs, loads in a real
+ * sandbox (checked with `check`), with a unit test that passes; names and existing files are
+ * guarded.
  */
 import { equal, match } from "node:assert/strict";
 import { ROOT, startFlags } from "../support/runner.ts";
@@ -29,22 +30,38 @@ const newPlugin = (args: string[], cwd: string) =>
 
 const hasTestKit = await Deno.stat(`${ROOT}/testing.ts`).then(() => true, () => false);
 
-Deno.test("new-plugin scaffolds a plugin that loads, takes its conf and passes its test", async () => {
+/** Runs the runner's `install` for `config` with `deno task install`'s flags. */
+async function install(config: string, cwd: string) {
+  const tasks = JSON.parse(await Deno.readTextFile(`${ROOT}/deno.json`)).tasks;
+  const words = (tasks.install as string).split(/\s+/);
+  return await run([
+    ...words.slice(words.indexOf("run"), words.indexOf("main.ts")),
+    `${ROOT}/main.ts`,
+    "install",
+    "--config",
+    config,
+  ], cwd);
+}
+
+Deno.test("new-plugin scaffolds a package that installs, loads and takes its conf", async () => {
   const dir = await Deno.makeTempDir({ prefix: "a6-new-" });
   try {
     const created = await newPlugin(["my-auth", "--dir", "mine"], dir);
     equal(created.code, 0, created.text);
-    match(created.text, /created mine\/my_auth\.ts and mine\/my_auth_test\.ts/);
-    match(created.text, /"my-auth": \{ "module": "\.\/mine\/my_auth\.ts" \}/);
-    const source = await Deno.readTextFile(`${dir}/mine/my_auth.ts`);
+    match(created.text, /created the plugin package mine\/my-auth\/ \(deno\.json, mod\.ts/);
+    match(created.text, /"my-auth": \{ "module": "\.\/mine\/my-auth\/mod\.ts" \}/);
+    match(created.text, /deno task install --config runner\.jsonc/);
+    match(created.text, /deno test --config mine\/my-auth\/\.apisix-runner\/deno\.json/);
+    const source = await Deno.readTextFile(`${dir}/mine/my-auth/mod.ts`);
     match(source, /name: "my-auth"/);
     match(source, /interface MyAuthConf/);
+    match(await Deno.readTextFile(`${dir}/mine/my-auth/README.md`), /# my-auth/);
 
     await Deno.writeTextFile(
       `${dir}/runner.jsonc`,
-      '{ "bundled": false, "plugins": { "my-auth": { "module": "./mine/my_auth.ts" } } }',
+      '{ "bundled": false, "plugins": { "my-auth": { "module": "./mine/my-auth/mod.ts" } } }',
     );
-    const check = await run([
+    const checkArgs = [
       ...["run", ...(await startFlags()).slice(0)],
       `${ROOT}/main.ts`,
       "check",
@@ -54,7 +71,14 @@ Deno.test("new-plugin scaffolds a plugin that loads, takes its conf and passes i
       'my-auth={"value":"on"}',
       "--conf",
       'my-auth={"header":"bad header"}',
-    ], dir);
+    ];
+    const before = await run(checkArgs, dir);
+    equal(before.code, 1, before.text);
+    match(before.text, /my-auth: the plugin package .* is not installed: run `deno task install/);
+
+    const installed = await install(`${dir}/runner.jsonc`, dir);
+    equal(installed.code, 0, installed.text);
+    const check = await run(checkArgs, dir);
     equal(check.code, 1, check.text);
     match(check.text, /ok +plugin +my-auth: loaded in process sandbox/);
     match(check.text, /ok +conf +my-auth \{"value":"on"\}: accepted/);
@@ -68,15 +92,22 @@ Deno.test("new-plugin scaffolds a plugin that loads, takes its conf and passes i
 });
 
 Deno.test({
-  name: "the scaffolded unit test passes (with the test kit)",
+  name: "the scaffolded unit test passes (with the test kit) after install",
   ignore: !hasTestKit,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "a6-new-" });
     try {
       equal((await newPlugin(["hello-world", "--dir", dir], dir)).code, 0);
+      const pkg = `${dir}/hello-world`;
+      await Deno.writeTextFile(
+        `${dir}/runner.json`,
+        JSON.stringify({ plugins: { "hello-world": { module: `${pkg}/mod.ts` } } }),
+      );
+      const installed = await install(`${dir}/runner.json`, dir);
+      equal(installed.code, 0, installed.text);
       const test = await run(
-        ["test", "--no-prompt", `--config=${ROOT}/deno.json`, `${dir}/hello_world_test.ts`],
-        ROOT,
+        ["test", "--no-prompt", `--config=${pkg}/.apisix-runner/deno.json`, `${pkg}/mod_test.ts`],
+        dir,
       );
       equal(test.code, 0, test.text);
       match(test.text, /2 passed/);
@@ -98,7 +129,7 @@ Deno.test("new-plugin guards names and existing files", async () => {
     equal((await newPlugin(["twice"], dir)).code, 0);
     const again = await newPlugin(["twice"], dir);
     equal(again.code, 1);
-    match(again.text, /plugins\/twice\.ts exists; pass --force to overwrite it/);
+    match(again.text, /plugins\/twice\/deno\.json exists; pass --force to overwrite it/);
     equal((await newPlugin(["twice", "--force"], dir)).code, 0);
   } finally {
     await Deno.remove(dir, { recursive: true });

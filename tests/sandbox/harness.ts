@@ -20,12 +20,18 @@ import { ApisixConn, latin1, type Reply } from "../support/apisix.ts";
 /** Where relative module paths in a harness configuration start. */
 export const SUITE_DIR: string = fileURLToPath(new URL("./", import.meta.url));
 
+/**
+ * Where the suite's plugins are: `plugins/` here, or the directory in A6_SUITE_PLUGINS (the
+ * package tests run the suite again with the plugins copied into an installed plugin package).
+ */
+const PLUGINS_DIR = Deno.env.get("A6_SUITE_PLUGINS") || "./plugins";
+
 /** A configuration entry for plugin module `file` of this suite, with `settings` added. */
 export function suitePlugin(
   file: string,
   settings: Record<string, unknown> = {},
 ): Record<string, unknown> {
-  return { module: `./plugins/${file}`, ...settings };
+  return { module: `${PLUGINS_DIR}/${file}`, ...settings };
 }
 
 /** Bundled `say` on a route and connection of its own: it must keep answering, always. */
