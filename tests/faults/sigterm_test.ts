@@ -10,6 +10,9 @@ import { startRunner } from "../support/runner.ts";
 import { fixtureConfig } from "../fixtures/soak/plugins.ts";
 import { reqCall, tokenFor } from "./faults.ts";
 
+/** The runner gives up on calls after 1 s of grace; a busy 2-core machine adds its own delay. */
+const EXIT_BOUND_MS = 1500;
+
 Deno.test("SIGTERM with calls in flight, a newer runner on the same path", async () => {
   const dir = await Deno.makeTempDir({ prefix: "a6-sigterm-" });
   const socket = `${dir}/runner.sock`;
@@ -36,7 +39,8 @@ Deno.test("SIGTERM with calls in flight, a newer runner on the same path", async
     equal(await idle.next(1000), "eof", "an idle connection is closed");
     const { status, ms } = await stopping;
     equal(status.code, 0);
-    ok(ms < 1000, `exit took ${Math.round(ms)} ms`);
+    // The runner's own bound is 1 s; the rest is room for a loaded machine's scheduling.
+    ok(ms < EXIT_BOUND_MS, `exit took ${Math.round(ms)} ms`);
     conns.forEach((conn) => conn.close());
     idle.close();
 
@@ -63,7 +67,8 @@ Deno.test("SIGTERM with a call longer than the grace period: still gone within 1
     await pause(100);
     const { status, ms } = await runner.stop();
     equal(status.code, 0);
-    ok(ms < 1000, `exit took ${Math.round(ms)} ms`);
+    // The runner's own bound is 1 s; the rest is room for a loaded machine's scheduling.
+    ok(ms < EXIT_BOUND_MS, `exit took ${Math.round(ms)} ms`);
     // APISIX sees the connection end (and answers 503), as it would for a killed runner.
     const outcome = await call;
     ok(outcome instanceof Error, `got ${JSON.stringify(outcome)}`);
