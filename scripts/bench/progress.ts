@@ -68,8 +68,10 @@ export interface ProgressSink {
 export const STDERR_SINK: ProgressSink = {
   isTerminal: () => Deno.stderr.isTerminal(),
   columns: () => {
+    // A pseudo-terminal without a window size (script, some CI runners) reports 0 columns.
     try {
-      return Deno.consoleSize().columns;
+      const { columns } = Deno.consoleSize();
+      return columns >= 40 ? columns : 100;
     } catch {
       return 100;
     }
@@ -87,20 +89,26 @@ export class Progress {
   readonly #now: () => number;
   readonly #startedAt: number;
   readonly #terminal: boolean;
+  readonly #refreshMs: number;
   #done = 0;
   #stepsMs = 0;
   #stepStartedAt = 0;
+  #index = -1;
   #line = "";
+  #timer: ReturnType<typeof setInterval> | undefined;
 
   /**
    * @param plannedStepMs the planned length of one step, for the estimate before any has ended.
    * @param now the clock (milliseconds).
+   * @param refreshMs how often a terminal line is redrawn within a step, so the clock moves
+   *   during a 6 s window (0: only when a step starts).
    */
   constructor(
     steps: readonly Step[],
     plannedStepMs: number,
     sink: ProgressSink = STDERR_SINK,
     now: () => number = () => performance.now(),
+    refreshMs = 1000,
   ) {
     this.#steps = steps;
     this.#sink = sink;
@@ -108,24 +116,38 @@ export class Progress {
     this.#now = now;
     this.#startedAt = now();
     this.#terminal = sink.isTerminal();
+    this.#refreshMs = refreshMs;
   }
 
   #leftMs(): number {
     return estimateLeftMs(this.#done, this.#steps.length, this.#stepsMs, this.#plannedStepMs);
   }
 
+  #draw(): void {
+    const now = this.#now();
+    this.#line = formatProgressLine({
+      step: this.#steps[this.#index]!,
+      index: this.#index + 1,
+      total: this.#steps.length,
+      elapsedMs: now - this.#startedAt,
+      // The running step's part of the estimate shrinks as it runs.
+      leftMs: Math.max(0, this.#leftMs() - (now - this.#stepStartedAt)),
+    }, this.#sink.columns());
+    this.#sink.write(`\r\x1b[2K${this.#line}`);
+  }
+
   /** The step at `index` (0-based) starts. */
   start(index: number): void {
     this.#stepStartedAt = this.#now();
+    this.#index = index;
     if (!this.#terminal) return;
-    this.#line = formatProgressLine({
-      step: this.#steps[index]!,
-      index: index + 1,
-      total: this.#steps.length,
-      elapsedMs: this.#stepStartedAt - this.#startedAt,
-      leftMs: this.#leftMs(),
-    }, this.#sink.columns());
-    this.#sink.write(`\r\x1b[2K${this.#line}`);
+    this.#draw();
+    if (this.#refreshMs > 0 && this.#timer === undefined) {
+      const timer = setInterval(() => this.#draw(), this.#refreshMs);
+      // A run that fails must still end: the redraw does not keep the process alive.
+      Deno.unrefTimer(timer);
+      this.#timer = timer;
+    }
   }
 
   /** The step at `index` (0-based) has finished. */
@@ -158,6 +180,8 @@ export class Progress {
 
   /** Clears the progress line at the end of the run. */
   end(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
     if (this.#terminal && this.#line) this.#sink.write("\r\x1b[2K");
     this.#line = "";
   }

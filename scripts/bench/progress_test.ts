@@ -53,7 +53,7 @@ Deno.test("the progress line says what runs, n of N, time spent and left", () =>
 Deno.test("on a terminal one line is rewritten in place, notes go above it, and it is cleared at the end", () => {
   let now = 0;
   const { writes, sink } = recorder(true);
-  const progress = new Progress(plan, 10_000, sink, () => now);
+  const progress = new Progress(plan, 10_000, sink, () => now, 0);
   progress.start(0);
   equal(
     writes.at(-1),
@@ -83,7 +83,7 @@ Deno.test("on a terminal one line is rewritten in place, notes go above it, and 
 Deno.test("off a terminal there is one line per finished scenario and nothing per step", () => {
   let now = 0;
   const { writes, sink } = recorder(false);
-  const progress = new Progress(plan, 10_000, sink, () => now);
+  const progress = new Progress(plan, 10_000, sink, () => now, 0);
   for (let i = 0; i < plan.length; i++) {
     progress.start(i);
     now += 2_000;
