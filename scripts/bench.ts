@@ -76,6 +76,7 @@ Deno.addSignalListener("SIGINT", onInterrupt);
 const loadBefore = await loadAverage();
 const samples: Sample[] = [];
 const memory = new Map<ContenderId, TreeMemory>();
+const warnings: string[] = [];
 try {
   for (const id of measured) {
     running.set(
@@ -119,7 +120,14 @@ try {
     progress.finish(index);
   }
   progress.end();
-  for (const [id, contender] of running) memory.set(id, await treeMemory(contender.pid));
+  for (const [id, contender] of running) {
+    memory.set(id, await treeMemory(contender.pid));
+    for (const line of contender.refusals()) {
+      warnings.push(
+        `${CONTENDER_LABELS[id]} refused a conf, so its figures are not the plugin's: ${line}`,
+      );
+    }
+  }
 } finally {
   Deno.removeSignalListener("SIGINT", onInterrupt);
   await stopAll();
@@ -137,6 +145,7 @@ const meta: RunMeta = {
   loadAfter: await loadAverage(),
   measured,
   skipped,
+  warnings,
   label: options.label,
   chart: `${basename(options.out)}.svg`,
 };
@@ -166,6 +175,7 @@ await Deno.writeTextFile(
 await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", `${options.out}.md`] }).output();
 
 if (sayRows.length) console.log(summaryTable("say", rows) + "\n");
+for (const warning of warnings) say(`bench: WARNING: ${warning}`);
 console.log(
   `Wrote ${options.out}.md, .json${sayRows.length ? " and .svg" : ""}` +
     (rows.some((r) => r.errors > 0) ? " (WITH ERRORS: see the errors column)" : ""),

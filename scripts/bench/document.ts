@@ -26,6 +26,8 @@ export interface RunMeta {
   measured: ContenderId[];
   /** Why a requested contender was not measured (e.g. the Go runner's executable is missing). */
   skipped: string[];
+  /** Problems seen during the run (e.g. a runner refused a conf), shown first. */
+  warnings: string[];
   /** A warning (e.g. a short run), shown first. */
   label?: string | undefined;
   /** File name of the chart, next to the document. */
@@ -53,11 +55,11 @@ them.
   absolute calls/s drift between machines and runs, this ratio much less.
 - **CPU µs/call**: CPU time (user + system) of the runner's whole process tree — for this runner
   the runner and all its sandbox processes — over the window, divided by the calls answered.
-  Lower is better: at 10 µs per call one core answers 100,000 calls/s. It is what a deployment
-  pays per call, whatever the connection count.
+  Lower is better: at 10 µs per call one core answers 100,000 calls/s. It falls as connections
+  rise, since one wake-up of the runner then serves several calls.
 - **p50 / p99 µs**: latency of half and of 99 % of the calls, from the load generator writing the
   call to reading the final answer (ExtraInfo round trips included). In a closed loop latency and
-  calls/s are tied: latency ≈ connections / calls/s.
+  calls/s are tied: mean latency ≈ connections ÷ calls/s.
 - **errors**: error frames, undecodable or mismatched answers and lost connections, summed over
   the runs. Anything but 0 makes the row worthless.
 
@@ -70,11 +72,11 @@ The chart shows \`say\` (the least a plugin can do, and the scenario every runne
 against connections, one line per runner and isolation. The x axis is logarithmic (connections
 grow by factors). The y axis is linear from zero when the slowest and fastest figures are within
 20× of each other, so a line twice as high is twice as fast; when they are further apart it is
-logarithmic (its label says so), so equal heights are equal ratios and a gap between two lines
-reads as "× Go" does, whatever the absolute numbers. Dashed
-lines are references rather than runners: the ceiling, and the protocol floor (this runner with
-no plugin at all). The gap between the floor and the sandboxed and inline lines is what running
-a plugin in a Worker costs; the gap between the floor and the ceiling is the protocol code's own.
+logarithmic (its label says so), so equal vertical distances are equal ratios and the gap between
+two lines reads as "× Go" does, whatever the absolute numbers. Dashed lines are references rather
+than runners: the ceiling, and the protocol floor (this runner with no plugin at all). The gap
+between the floor and the sandboxed and inline lines is what running a plugin in a Worker costs;
+the gap between the floor and the ceiling is the protocol code's own.
 `;
 
 /** The whole document. */
@@ -86,6 +88,7 @@ export function renderDocument(
 ): string {
   const parts = ["# Benchmarks"];
   if (meta.label) parts.push(`> **${meta.label}.**`);
+  for (const warning of meta.warnings) parts.push(`> **Warning**: ${warning}`);
   parts.push(
     `Measured ${meta.date} with Deno ${meta.deno} on ${meta.cpus} CPUs by \`deno task bench\`: ` +
       `medians of ${meta.runs} run${meta.runs === 1 ? "" : "s"} of ${meta.durationS} s, each ` +

@@ -19,6 +19,11 @@ export interface Running {
   socket: string;
   /** The last lines it logged, to show when calls failed. */
   logTail(): string;
+  /**
+   * Log lines saying a conf was refused (at most a few): a runner that refuses a conf skips
+   * the plugin and answers "no change", which would be measured as a very fast plugin.
+   */
+  refusals(): string[];
   /** Stops it (SIGTERM) and waits for the exit. */
   stop(): Promise<void>;
 }
@@ -41,6 +46,12 @@ export function pluginNames(scenarios: readonly Scenario[]): string[] {
 }
 
 const LOG_TAIL_LINES = 40;
+const MAX_REFUSALS = 5;
+
+/** Whether a log line says a plugin conf was refused (this runner's and the Go runner's words). */
+export function isRefusal(line: string): boolean {
+  return /conf rejected|failed to parse conf|parse conf failed/i.test(line);
+}
 
 /** Starts an executable that listens on `APISIX_LISTEN_ADDRESS`, keeping its last log lines. */
 async function startExecutable(
@@ -58,10 +69,13 @@ async function startExecutable(
     stderr: "piped",
   }).spawn();
   const tail: string[] = [];
+  const refusals: string[] = [];
   const collect = async (stream: ReadableStream<Uint8Array>) => {
     for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      tail.push(...chunk.split("\n").filter(Boolean));
+      const lines = chunk.split("\n").filter(Boolean);
+      tail.push(...lines);
       tail.splice(0, Math.max(0, tail.length - LOG_TAIL_LINES));
+      refusals.push(...lines.filter(isRefusal).slice(0, MAX_REFUSALS - refusals.length));
     }
   };
   const outputs = Promise.all([collect(child.stdout), collect(child.stderr)]);
@@ -81,7 +95,14 @@ async function startExecutable(
     await stop();
     throw new Error(`${id} did not start: ${(error as Error).message}\n${tail.join("\n")}`);
   }
-  return { id, pid: child.pid, socket, logTail: () => tail.join("\n"), stop };
+  return {
+    id,
+    pid: child.pid,
+    socket,
+    logTail: () => tail.join("\n"),
+    refusals: () => refusals,
+    stop,
+  };
 }
 
 /** Starts one contender, configured for every plugin the scenarios use. */
@@ -110,6 +131,7 @@ export async function launch(
         pid: runner.process.pid,
         socket: runner.socket,
         logTail: () => runner.lines.slice(-LOG_TAIL_LINES).join("\n"),
+        refusals: () => runner.lines.filter(isRefusal).slice(0, MAX_REFUSALS),
         stop: async () => {
           await runner.stop();
         },

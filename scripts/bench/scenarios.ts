@@ -70,8 +70,8 @@ export const SCENARIOS: readonly Scenario[] = [
   {
     name: "limit-req",
     description: "`limit-req` with a rate it never reaches (the call goes on to the upstream)",
-    confs: ['limit-req={"rate":100000000,"burst":100000000}'],
-    go: { confs: ['limit-req={"rate":100000000,"burst":100000000}'] },
+    confs: ['limit-req={"rate":1000000,"burst":1000000}'],
+    go: { confs: ['limit-req={"rate":1000000,"burst":1000000}'] },
     mode: "req",
     bodySize: 0,
     floor: false,
@@ -81,7 +81,7 @@ export const SCENARIOS: readonly Scenario[] = [
     description: "`request-rewrite` → `limit-req` → `say`",
     confs: [
       'request-rewrite={"headers":{"set":{"x-a":"1"}}}',
-      'limit-req={"rate":100000000,"burst":100000000}',
+      'limit-req={"rate":1000000,"burst":1000000}',
       'say={"body":"hello"}',
     ],
     go: { missing: "the Go runner has no request-rewrite" },
