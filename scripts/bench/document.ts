@@ -43,8 +43,8 @@ export const HOW_TO_READ = `## How to read this
 The load generator plays APISIX: each connection prepares a conf once, then sends one call at a
 time and waits for its answer (a closed loop). So at 1 connection calls/s is one over the time a
 call takes, and with more connections it is how many calls the runner can answer at once, until
-the machine runs out of CPU; on this 2-CPU machine the load generator itself takes up to one of
-them.
+the machine runs out of CPU (the load generator runs on the same machine and takes up to a core
+of it).
 
 - **calls/s**: calls answered per second, all connections together. Higher is better.
 - **× Go**: calls/s over the official Go runner's in the same scenario at the same connection
