@@ -85,6 +85,7 @@ try {
     );
   }
   const progress = new Progress(plan, stepSeconds(options.warmupS, options.durationS) * 1000);
+  progress.announce(running.size);
   for (const [index, step] of plan.entries()) {
     progress.start(index);
     const contender = running.get(step.contender)!;

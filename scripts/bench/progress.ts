@@ -136,6 +136,15 @@ export class Progress {
     this.#sink.write(`\r\x1b[2K${this.#line}`);
   }
 
+  /** Says how long the run is planned to take, before it starts. */
+  announce(contenders: number): void {
+    this.#sink.write(
+      `bench: ${this.#steps.length} steps (a warm-up and a window each) over ${contenders} runners, about ${
+        formatDuration(this.#steps.length * this.#plannedStepMs)
+      }\n`,
+    );
+  }
+
   /** The step at `index` (0-based) starts. */
   start(index: number): void {
     this.#stepStartedAt = this.#now();

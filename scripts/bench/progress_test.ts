@@ -84,6 +84,11 @@ Deno.test("off a terminal there is one line per finished scenario and nothing pe
   let now = 0;
   const { writes, sink } = recorder(false);
   const progress = new Progress(plan, 10_000, sink, () => now, 0);
+  progress.announce(2);
+  equal(
+    writes.shift(),
+    "bench: 6 steps (a warm-up and a window each) over 2 runners, about 1m00s\n",
+  );
   for (let i = 0; i < plan.length; i++) {
     progress.start(i);
     now += 2_000;
