@@ -33,7 +33,13 @@ import { summaryTable } from "./bench/table.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
-const options = parseOptions(Deno.args, ROOT);
+let options;
+try {
+  options = parseOptions(Deno.args, ROOT);
+} catch (error) {
+  console.error(`bench: ${(error as Error).message}\n\n${USAGE}`);
+  Deno.exit(2);
+}
 if (options.help) {
   console.log(USAGE);
   Deno.exit(0);
