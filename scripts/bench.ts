@@ -178,8 +178,10 @@ await Deno.writeTextFile(
   `${options.out}.md`,
   renderDocument(meta, options.scenarios, rows, memory),
 );
-// Formatted as `deno task check` wants it, so a new run can be committed as it is.
-await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", `${options.out}.md`] }).output();
+// Formatted as `deno task check` wants them, so a new run can be committed as it is.
+await new Deno.Command(Deno.execPath(), {
+  args: ["fmt", "--quiet", `${options.out}.md`, ...sayRows.length ? [`${options.out}.svg`] : []],
+}).output();
 
 if (sayRows.length) console.log(summaryTable("say", rows) + "\n");
 for (const warning of warnings) say(`bench: WARNING: ${warning}`);

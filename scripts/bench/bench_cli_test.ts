@@ -28,6 +28,7 @@ Deno.test({
   ignore: !buildable,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "a6-bench-test-" });
+    const logsBefore = await exists(join(ROOT, "logs"));
     try {
       const out = await new Deno.Command(Deno.execPath(), {
         args: [
@@ -79,6 +80,8 @@ Deno.test({
       match(stdout, /\| C\+\+ ceiling \|/);
       if (goThere) {
         match(stdout, /\| Go runner \|/);
+        // The Go runner logs to ./logs/runner.log; that must not land in the project.
+        equal(await exists(join(ROOT, "logs")), logsBefore);
         match(markdown, /\| 1 +\| Deno, protocol floor +\| [\d,]+ +\| [\d.]+× +\| [\d.]+× +\|/);
       } else {
         match(markdown, /Not measured: the Go runner/);

@@ -53,6 +53,16 @@ export function isRefusal(line: string): boolean {
   return /conf rejected|failed to parse conf|parse conf failed/i.test(line);
 }
 
+/** The last lines of `<dir>/logs/runner.log` (where the Go runner logs), if there is one. */
+function logFileTail(dir: string): string[] {
+  try {
+    return Deno.readTextFileSync(join(dir, "logs", "runner.log")).split("\n").filter(Boolean)
+      .slice(-LOG_TAIL_LINES);
+  } catch {
+    return [];
+  }
+}
+
 /** Starts an executable that listens on `APISIX_LISTEN_ADDRESS`, keeping its last log lines. */
 async function startExecutable(
   id: ContenderId,
@@ -63,6 +73,8 @@ async function startExecutable(
   const socket = join(dir, `${id}.sock`);
   const child = new Deno.Command(path, {
     args,
+    // The Go runner writes its log to ./logs/runner.log: keep it in the temporary directory.
+    cwd: dir,
     env: { APISIX_LISTEN_ADDRESS: `unix:${socket}` },
     stdin: "null",
     stdout: "piped",
@@ -99,7 +111,7 @@ async function startExecutable(
     id,
     pid: child.pid,
     socket,
-    logTail: () => tail.join("\n"),
+    logTail: () => [...tail, ...logFileTail(dir)].join("\n"),
     refusals: () => refusals,
     stop,
   };
