@@ -71,8 +71,11 @@ const plan = buildPlan({
 const measured = wanted.filter((id) => plan.some((step) => step.contender === id));
 
 const running = new Map<ContenderId, Running>();
-const stopAll = () => Promise.all([...running.values()].map((r) => r.stop()));
+let stopping: Promise<unknown> | undefined;
+const stopAll = () => stopping ??= Promise.all([...running.values()].map((r) => r.stop()));
+let interrupted = false;
 const onInterrupt = async () => {
+  interrupted = true;
   say("\nbench: interrupted, stopping the runners");
   await stopAll();
   Deno.exit(130);
@@ -135,6 +138,13 @@ try {
       );
     }
   }
+} catch (error) {
+  // Ctrl-C also ends the loadgen of the running step; that failure is not news.
+  if (interrupted) {
+    await stopAll();
+    Deno.exit(130);
+  }
+  throw error;
 } finally {
   Deno.removeSignalListener("SIGINT", onInterrupt);
   await stopAll();
