@@ -17,13 +17,15 @@ load generator; each figure is the median of --runs windows. Writes OUT.md, OUT.
 A full run (216 steps) takes about 23 minutes.
 
   --scenarios LIST   ${SCENARIOS.map((s) => s.name).join(",")} (default: all)
-  --runners LIST     ${CONTENDER_IDS.join(",")} (default: all)
+  --runners LIST     ${CONTENDER_IDS.join(",")} (default: all): the C++ ceiling, the Go
+                     runner, this runner as the protocol-only floor (say only), sandboxed
+                     ("isolation": "process") and inline
   --conns LIST       connection counts (default 1,4,16,64)
   --duration S       measured window of each run, seconds (default 5)
   --warmup S         un-measured load before each window, seconds (default 1)
   --runs N           windows per contender, scenario and connection count (default 3)
   --quick            a one-minute try: say only, 1 run of 2 s after 0.5 s per step
-                     (later options override it: --quick --conns 1,64)
+                     (options given with it win: --quick --conns 1,64)
   --peer go=PATH     the Go runner executable (default ../shared/tools/peers/go-runner; the
                      Go column is skipped, with a note, when it does not exist)
   --loadgen DIR      a directory with built loadgen and ceiling (default: build into .bench/)
