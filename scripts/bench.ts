@@ -26,7 +26,7 @@ import { renderDocument, type RunMeta } from "./bench/document.ts";
 import { launch, type Running } from "./bench/launch.ts";
 import { loadgenDir, runLoad } from "./bench/loadgen.ts";
 import { parseOptions, USAGE } from "./bench/options.ts";
-import { buildPlan, stepSeconds } from "./bench/plan.ts";
+import { buildPlan, type Step, stepSeconds } from "./bench/plan.ts";
 import { Progress } from "./bench/progress.ts";
 import { type Sample, summarise } from "./bench/results.ts";
 import { summaryTable } from "./bench/table.ts";
@@ -82,6 +82,12 @@ const onInterrupt = async () => {
 };
 Deno.addSignalListener("SIGINT", onInterrupt);
 
+/** A step, for messages. */
+const where = (step: Step) =>
+  `${step.scenario.name}, ${
+    CONTENDER_LABELS[step.contender]
+  }, ${step.conns} conns, run ${step.run}`;
+
 const loadBefore = await loadAverage();
 const samples: Sample[] = [];
 const memory = new Map<ContenderId, TreeMemory>();
@@ -105,26 +111,48 @@ try {
       confs: confsFor(step.contender, step.scenario),
       bodySize: step.scenario.bodySize,
     };
-    if (options.warmupS > 0) await runLoad(dir, { ...spec, seconds: options.warmupS });
-    const before = await sampleTree(contender.pid);
-    const result = await runLoad(dir, { ...spec, seconds: options.durationS });
-    const after = await sampleTree(contender.pid);
-    samples.push({
-      scenario: step.scenario.name,
-      contender: step.contender,
-      conns: step.conns,
-      rps: result.rps,
-      p50_us: result.p50_us,
-      p90_us: result.p90_us,
-      p99_us: result.p99_us,
-      cpu_us_per_call: cpuMicrosPerCall(ticksBetween(before, after), result.requests),
-      errors: result.errors,
-    });
-    if (result.errors > 0) {
+    try {
+      if (options.warmupS > 0) await runLoad(dir, { ...spec, seconds: options.warmupS });
+      const before = await sampleTree(contender.pid);
+      const result = await runLoad(dir, { ...spec, seconds: options.durationS });
+      const after = await sampleTree(contender.pid);
+      samples.push({
+        scenario: step.scenario.name,
+        contender: step.contender,
+        conns: step.conns,
+        rps: result.rps,
+        p50_us: result.p50_us,
+        p90_us: result.p90_us,
+        p99_us: result.p99_us,
+        cpu_us_per_call: cpuMicrosPerCall(ticksBetween(before, after), result.requests),
+        errors: result.errors,
+      });
+      if (result.errors > 0) {
+        progress.note(
+          `bench: ${result.errors} errors: ${
+            where(step)
+          }; its last log lines:\n${contender.logTail()}`,
+        );
+      }
+    } catch (error) {
+      if (interrupted) throw error;
+      // One failed window (a runner that died, a loadgen that could not connect) must not lose
+      // the rest of a 20-minute run: it counts as a window with an error and nothing answered.
+      samples.push({
+        scenario: step.scenario.name,
+        contender: step.contender,
+        conns: step.conns,
+        rps: 0,
+        p50_us: 0,
+        p90_us: 0,
+        p99_us: 0,
+        cpu_us_per_call: 0,
+        errors: 1,
+      });
       progress.note(
-        `bench: ${result.errors} errors: ${step.scenario.name}, ${
-          CONTENDER_LABELS[step.contender]
-        }, ${step.conns} conns; its last log lines:\n${contender.logTail()}`,
+        `bench: ${where(step)} failed: ${
+          (error as Error).message
+        }\nits last log lines:\n${contender.logTail()}`,
       );
     }
     progress.finish(index);
