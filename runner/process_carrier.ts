@@ -14,6 +14,7 @@ import { SECRET_ENV } from "../sandbox/process_main.ts";
 import { channelDirectory } from "./channel_dir.ts";
 import { CodeSnapshot } from "./code_snapshot.ts";
 import { moduleDirectory, type PermissionKind, type PluginSettings } from "./config.ts";
+import { checkGrants, type GrantPaths, grantRoots } from "./grant_check.ts";
 import { log } from "./log.ts";
 import type { FailureCause } from "./plugin_host.ts";
 import type { Carrier, Exit } from "./supervisor.ts";
@@ -59,18 +60,53 @@ function union(plugins: readonly PluginSettings[], kind: PermissionKind): string
   return [...new Set(plugins.flatMap((p) => p.permissions[kind]))];
 }
 
-/** Command-line arguments that start a sandbox under `deno run`, granting only what it needs. */
+/** What a sandbox's process may read and write: paths as written and as real paths. */
+export interface SandboxPaths {
+  /** The sandbox's own code. */
+  code: readonly string[];
+  /** Each plugin's paths, in the order of the plugins. */
+  plugins: readonly GrantPaths[];
+}
+
+/**
+ * Checks the links in what a sandbox's plugins may read and write, and in the sandbox's own
+ * code, before it starts (again at every start: files change). Rejects with `GrantRefused`,
+ * naming the link and where it leads, when one leads out of its tree.
+ */
+export async function checkSandboxPaths(
+  plugins: readonly PluginSettings[],
+): Promise<SandboxPaths> {
+  const code = Deno.build.standalone
+    ? [] // Embedded in the binary.
+    : (await checkGrants("the sandbox code", { read: SANDBOX_CODE, write: [] })).read;
+  return {
+    code,
+    plugins: await Promise.all(plugins.map((p) => checkGrants(`plugin ${p.name}`, grantRoots(p)))),
+  };
+}
+
+/**
+ * Command-line arguments that start a sandbox under `deno run`, granting only what it needs.
+ * `paths` come from {@linkcode checkSandboxPaths}; without them, the configured paths as
+ * written.
+ */
 export function sandboxRunArgs(
   plugins: readonly PluginSettings[],
   channel: string,
+  paths?: SandboxPaths,
 ): string[] {
   const heapMb = Math.max(...plugins.map((p) => p.memoryMb));
-  const read = [
-    ...SANDBOX_CODE,
-    ...plugins.map((p) => moduleDirectory(p.module)).filter((d): d is string => d !== null),
-    ...union(plugins, "read"),
-    channel,
-  ];
+  const read = paths
+    ? [...new Set([...paths.code, ...paths.plugins.flatMap((p) => p.read)]), channel]
+    : [
+      ...SANDBOX_CODE,
+      ...plugins.map((p) => moduleDirectory(p.module)).filter((d): d is string => d !== null),
+      ...union(plugins, "read"),
+      channel,
+    ];
+  const write = paths
+    ? [...new Set(paths.plugins.flatMap((p) => p.write))]
+    : union(plugins, "write");
   const flag = (name: string, list: string[]) =>
     list.length ? [`--allow-${name}=${list.join(",")}`] : [];
   return [
@@ -85,7 +121,7 @@ export function sandboxRunArgs(
     // came were promoted to the old generation and cost its GC more CPU than the 4 MB cost RSS.
     `--v8-flags=--max-old-space-size=${heapMb},--max-semi-space-size=4`,
     ...flag("read", read),
-    ...flag("write", [...union(plugins, "write"), channel]),
+    ...flag("write", [...write, channel]),
     ...flag("net", [...union(plugins, "net"), `unix:${channel}`]),
     // Where SIGUSR1 opens Deno's inspector: even a plugin granted localhost may not reach it.
     `--deny-net=${INSPECTOR_HOSTS.join(",")}`,
@@ -276,6 +312,7 @@ export function processCarrier(
           "might not understand this runner: restart the runner",
       );
     }
+    const paths = await checkSandboxPaths(plugins);
     const dir = await channelDirectory();
     const channel = join(dir, `${key.replace(/[^A-Za-z0-9._-]/g, "_")}-${++spawned}.sock`);
     const secret = secretHex();
@@ -283,7 +320,7 @@ export function processCarrier(
     try {
       const standalone = Deno.build.standalone;
       child = new Deno.Command(Deno.execPath(), {
-        args: standalone ? ["sandbox", channel] : sandboxRunArgs(plugins, channel),
+        args: standalone ? ["sandbox", channel] : sandboxRunArgs(plugins, channel, paths),
         env: childEnv(plugins, secret),
         clearEnv: true,
         stdin: "null",
@@ -321,10 +358,10 @@ export function processCarrier(
       writer = new ChannelWriter(conn);
       writer.onError = () => lose("the channel to the sandbox broke");
       const init: SandboxInit = {
-        slots: plugins.map((settings) => ({
+        slots: plugins.map((settings, slot) => ({
           name: settings.name,
           module: settings.module,
-          permissions: workerPermissions(settings),
+          permissions: workerPermissions(settings, paths.plugins[slot]),
           logLinesPerSecond: settings.logLinesPerSecond,
         })),
         revoke: standalone ? revocations(plugins) : [],
