@@ -4,6 +4,8 @@
  * plugin then reads `./pkgdata/…` relative to its module by every route. It has no imports, so
  * its copy loads from anywhere.
  *
+ * Its name is its directory's (the suite names each copy's directory after its plugin).
+ *
  * The conf names the files (relative to the module) and, optionally, a directory to write in
  * and a path to make links at. The answer's body is a JSON object: route → `read:<text>` /
  * `wrote` / `linked`, or `denied:<ErrorName>`.
@@ -29,14 +31,15 @@ type Results = Record<string, string>;
 async function tryRoute(results: Results, name: string, route: () => unknown): Promise<void> {
   try {
     const value = await route();
-    results[name] = typeof value === "string" ? `read:${value.slice(0, 200)}` : String(value);
+    const done = value === "wrote" || value === "linked";
+    results[name] = done ? String(value) : `read:${String(value).slice(0, 200)}`;
   } catch (error) {
     results[name] = `denied:${(error as Error)?.name ?? typeof error}`;
   }
 }
 
 export default {
-  name: "leak",
+  name: new URL(".", import.meta.url).pathname.split("/").at(-2)!,
   parseConf: (raw: string): Conf => JSON.parse(raw),
   async requestFilter(
     conf: Conf,
