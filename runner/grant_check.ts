@@ -239,6 +239,14 @@ async function checkTree(
   }
 }
 
+/** Limits and allowances of one check. */
+export interface CheckOptions {
+  /** Entries visited at most (default {@linkcode MAX_ENTRIES}). */
+  maxEntries?: number;
+  /** Real paths that links in the readable trees may lead into too (they are not walked). */
+  alsoReadable?: readonly string[];
+}
+
 /**
  * Checks the trees `roots` for links that lead out of them (and, in write grants, for files
  * with names outside them), and returns the paths to grant: as written and as real paths.
@@ -248,15 +256,22 @@ async function checkTree(
 export async function checkGrants(
   owner: string,
   roots: GrantRoots,
-  maxEntries: number = MAX_ENTRIES,
+  options: CheckOptions = {},
 ): Promise<GrantPaths> {
+  const max = options.maxEntries ?? MAX_ENTRIES;
   const read = await realRoots(owner, "read", roots.read);
   const write = await realRoots(owner, "write", roots.write);
-  const walk: Walk = { owner, left: maxEntries, max: maxEntries, names: new Map() };
-  for (const [kind, allowed] of [["read", read], ["write", write]] as const) {
+  const readable = [
+    ...read,
+    ...(options.alsoReadable ?? []).map((path) => ({ written: path, real: path })),
+  ];
+  const walk: Walk = { owner, left: max, max, names: new Map() };
+  for (
+    const [kind, trees, allowed] of [["read", read, readable], ["write", write, write]] as const
+  ) {
     // A grant of everything leaves nothing a link could add.
-    if (allowed.some((root) => root.real === "/")) continue;
-    for (const root of outermost(allowed)) await checkTree(walk, root, allowed, kind);
+    if (trees.some((root) => root.real === "/")) continue;
+    for (const root of outermost(trees)) await checkTree(walk, root, allowed, kind);
   }
   for (const file of walk.names.values()) {
     if (file.seen < file.nlink) {

@@ -180,7 +180,7 @@ Deno.test("a file in a write grant with a name outside the write grants refuses 
 Deno.test("a tree too large to check refuses the start, naming the grant", async () => {
   await using s = await scratch();
   const message = await refused(
-    checkGrants("plugin p", { read: [join(s.dir, "plugin")], write: [] }, 3),
+    checkGrants("plugin p", { read: [join(s.dir, "plugin")], write: [] }, { maxEntries: 3 }),
     join(s.dir, "plugin"),
   );
   ok(/more than 3 entries/.test(message), message);
@@ -188,12 +188,12 @@ Deno.test("a tree too large to check refuses the start, naming the grant", async
 
 Deno.test("a grant of everything, of /proc, or of a path that does not exist is not walked", async () => {
   await using s = await scratch();
-  await checkGrants("plugin p", { read: ["/"], write: ["/"] }, 1);
-  await checkGrants("plugin p", { read: ["/proc", "/dev/null"], write: [] }, 1);
+  await checkGrants("plugin p", { read: ["/"], write: ["/"] }, { maxEntries: 1 });
+  await checkGrants("plugin p", { read: ["/proc", "/dev/null"], write: [] }, { maxEntries: 1 });
   const paths = await checkGrants("plugin p", {
     read: [],
     write: [join(s.dir, "missing/out.log")],
-  }, 1);
+  }, { maxEntries: 1 });
   deepEqual(paths.write, [join(s.dir, "missing/out.log")]);
 });
 
@@ -220,5 +220,17 @@ Deno.test("whereItLeads follows links part by part where the path does not exist
   deepEqual(await whereItLeads(`${s.dir}/deep/../nothing`), {
     path: join(s.dir, "plugin/lib/nothing"),
     loops: false,
+  });
+});
+
+Deno.test("links may also lead into paths the caller allows besides the trees", async () => {
+  await using s = await scratch();
+  // The sandbox code's node_modules may link to a plugin of the same sandbox.
+  const code = join(s.dir, "code");
+  await Deno.mkdir(code);
+  await Deno.symlink("../plugin", join(code, "member"));
+  await refused(checkGrants("the sandbox code", { read: [code], write: [] }));
+  await checkGrants("the sandbox code", { read: [code], write: [] }, {
+    alsoReadable: [join(s.dir, "plugin")],
   });
 });

@@ -76,13 +76,16 @@ export interface SandboxPaths {
 export async function checkSandboxPaths(
   plugins: readonly PluginSettings[],
 ): Promise<SandboxPaths> {
+  const each = await Promise.all(
+    plugins.map((p) => checkGrants(`plugin ${p.name}`, grantRoots(p))),
+  );
+  // The process may read its plugins' trees anyway (a workspace's node_modules links to them).
   const code = Deno.build.standalone
     ? [] // Embedded in the binary.
-    : (await checkGrants("the sandbox code", { read: SANDBOX_CODE, write: [] })).read;
-  return {
-    code,
-    plugins: await Promise.all(plugins.map((p) => checkGrants(`plugin ${p.name}`, grantRoots(p)))),
-  };
+    : (await checkGrants("the sandbox code", { read: SANDBOX_CODE, write: [] }, {
+      alsoReadable: each.flatMap((p) => p.read),
+    })).read;
+  return { code, plugins: each };
 }
 
 /**

@@ -45,7 +45,7 @@ const UNAVAILABLE_MS = 30_000;
 const BACKOFF_MS = [0, 100, 250, 500, 1000, 2000, 5000];
 const START_TIMEOUT_MS = 20_000;
 /** How long a plugin whose start was refused (a link out of its files) waits between checks. */
-const REFUSED_RETRY_MS = 10_000;
+const REFUSED_RETRY_MS = 5_000;
 
 /** One sandbox and the plugins in it. */
 export class Supervisor implements HostEvents {

@@ -11,7 +11,7 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { join } from "node:path";
 import type { ApisixConn } from "../support/apisix.ts";
-import { startBystander, startHarness, stopBody, SUITE_DIR } from "./harness.ts";
+import { sleep, startBystander, startHarness, stopBody, SUITE_DIR } from "./harness.ts";
 
 const FIXTURE = join(SUITE_DIR, "plugins/links/leak.ts");
 const SECRET = `LINK-SECRET-${crypto.randomUUID()}`;
@@ -175,6 +175,15 @@ const rw = await dir(join(root, "rw"));
 // Clean at first; a link appears while it runs, and its next start is refused.
 const laterDir = await pluginDir("link_after_start");
 
+/** Waits for `condition` (checked every 100 ms); fails after `timeoutMs`. */
+async function until(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
 const module = (name: string) => join(root, name, "leak.ts");
 const CONFIG = {
   bundled: false,
@@ -291,6 +300,18 @@ Deno.test({
         const { reply } = await conn.reqCall({ token });
         deepEqual(reply, POLICY_ANSWER);
         await bystander.check();
+        // The files are checked again a while later: still refused, and not logged again.
+        const supervisor = h.supervisor("link_after_start");
+        const attempts = supervisor.restarts;
+        await until(() => supervisor.restarts > attempts, "the next check");
+        await supervisor.ensureStarted(); // The attempt in progress, or nothing after it.
+        equal(supervisor.running, false);
+        equal(refusalLines(join(laterDir, "pkgdata"), secret).length, 1);
+        // Once the link is gone, the next check starts it again: no runner restart needed.
+        await Deno.remove(join(laterDir, "pkgdata"));
+        const ready = /sandbox plugin:link_after_start ready/;
+        await until(() => h.linesMatching(ready).length === 2, "the start after the fix");
+        deepEqual(JSON.parse(stopBody((await conn.reqCall({ token })).reply)), {});
         equal(refusalLines(join(laterDir, "pkgdata"), secret).length, 1);
       });
 
