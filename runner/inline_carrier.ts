@@ -40,6 +40,8 @@ export function inlineCarrier(
     async start() {
       // Links in what the plugin may read or write are checked at every start (files change).
       const paths = await checkGrants(`plugin ${settings.name}`, grantRoots(settings));
+      // Stopped during the check (a shutdown): a worker made now would be nobody's.
+      if (ended) throw new Error("the sandbox was stopped while it was starting");
       worker = new Worker(WORKER_URL, {
         type: "module",
         name: settings.name,

@@ -317,6 +317,8 @@ export function processCarrier(
     }
     const paths = await checkSandboxPaths(plugins);
     const dir = await channelDirectory();
+    // Stopped during the checks (a shutdown): a process spawned now would be nobody's.
+    if (ended) throw new Error("the sandbox was stopped while it was starting");
     const channel = join(dir, `${key.replace(/[^A-Za-z0-9._-]/g, "_")}-${++spawned}.sock`);
     const secret = secretHex();
     const listener = Deno.listen({ transport: "unix", path: channel });

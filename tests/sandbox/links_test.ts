@@ -168,6 +168,16 @@ const pkg = await dir(join(insideDir, "node_modules/.deno/pkg@1.0.0/node_modules
 await Deno.writeTextFile(join(pkg, "index.js"), "export default 1;");
 await Deno.symlink(".deno/pkg@1.0.0/node_modules/pkg", join(insideDir, "node_modules/pkg"));
 
+// The operator's own links: a module directory reached through one (a release behind a
+// `current` link), and a granted file behind two (a Kubernetes secret mount).
+await pluginDir("via_link_release");
+await Deno.writeTextFile(join(root, "via_link_release/data.txt"), "released");
+await Deno.symlink("via_link_release", join(root, "via_link"));
+const mount = await dir(join(root, "mount/..2024_x"));
+await Deno.writeTextFile(join(mount, "key"), "mounted key");
+await Deno.symlink("..2024_x", join(root, "mount/..data"));
+await Deno.symlink("..data/key", join(root, "mount/key"));
+
 // Links made at run time, in a directory the plugin may read and write.
 await pluginDir("runtime_links");
 const rw = await dir(join(root, "rw"));
@@ -196,6 +206,7 @@ const CONFIG = {
     inside: { module: module("inside") },
     runtime_links: { module: module("runtime_links"), permissions: { read: [rw], write: [rw] } },
     link_after_start: { module: module("link_after_start") },
+    via_link: { module: module("via_link"), permissions: { read: [join(root, "mount/key")] } },
   },
 };
 
@@ -267,6 +278,21 @@ Deno.test({
           fetchFileUrl: "read:inside",
           computedJsonImport: 'read:{"inside":true}',
           literalImport: 'read:{"inside":true}',
+        });
+      });
+
+      await t.step("the operator's links (module directory, granted file) work", async () => {
+        const conn = await connect();
+        const token = await conn.token([["via_link", JSON.stringify({ file: "./data.txt" })]]);
+        const [{ reply }] = await Promise.all([conn.reqCall({ token }), bystander.check()]);
+        equal(JSON.parse(stopBody(reply)).readTextFile, "read:released");
+        const keyConf = { file: join(root, "mount/key") };
+        const keyToken = await conn.token([["via_link", JSON.stringify(keyConf)]]);
+        const { reply: key } = await conn.reqCall({ token: keyToken });
+        deepEqual(JSON.parse(stopBody(key)), {
+          readTextFile: "read:mounted key",
+          nodeReadFileSync: "read:mounted key",
+          fetchFileUrl: "read:mounted key",
         });
       });
 
