@@ -152,6 +152,30 @@ async function realRoots(owner: string, kind: Kind, written: readonly string[]):
   return roots;
 }
 
+/**
+ * A root reached through a link is the operator's choice only where the plugin's files cannot
+ * hold that link. A root inside another of the plugin's trees (a grant of `cache/` in its own
+ * module directory, which its package could ship as `cache -> /`) follows that tree's rule: it
+ * must lead inside the roots of its kind that lie in no other.
+ */
+function checkNested(owner: string, kind: Kind, roots: readonly Root[], all: readonly Root[]) {
+  const nested = (root: Root) =>
+    all.some((other) =>
+      other.written !== root.written &&
+      (within(root.written, other.written) || within(root.written, other.real))
+    );
+  const trusted = roots.filter((root) => !nested(root));
+  for (const root of roots) {
+    if (root.real === root.written || !nested(root)) continue;
+    if (trusted.some((outer) => within(root.real, outer.real))) continue;
+    throw new GrantRefused(
+      `${owner}: its ${kind} grant ${quote(root.written)} lies inside another of its paths and ` +
+        `leads through a link to ${quote(root.real)}, outside what it may ${kind}; its sandbox ` +
+        "does not start until the link is removed or its target is granted",
+    );
+  }
+}
+
 /** The roots no other root contains (walking a nested one again would only cost time). */
 function outermost(roots: readonly Root[]): Root[] {
   const kept: Root[] = [];
@@ -261,6 +285,8 @@ export async function checkGrants(
   const max = options.maxEntries ?? MAX_ENTRIES;
   const read = await realRoots(owner, "read", roots.read);
   const write = await realRoots(owner, "write", roots.write);
+  checkNested(owner, "read", read, [...read, ...write]);
+  checkNested(owner, "write", write, [...read, ...write]);
   const readable = [
     ...read,
     ...(options.alsoReadable ?? []).map((path) => ({ written: path, real: path })),

@@ -234,3 +234,30 @@ Deno.test("links may also lead into paths the caller allows besides the trees", 
     alsoReadable: [join(s.dir, "plugin")],
   });
 });
+
+Deno.test("a grant inside the plugin's own files is not the operator's link", async () => {
+  await using s = await scratch();
+  const plugin = join(s.dir, "plugin");
+  // The package ships `cache -> ../secret`; the operator grants what looks like its cache.
+  await Deno.symlink("../secret", join(plugin, "cache"));
+  for (const kind of ["read", "write"] as const) {
+    const roots = { read: [plugin], write: [] as string[] };
+    roots[kind] = [...roots[kind], join(plugin, "cache")];
+    const message = await refused(checkGrants("plugin p", roots), join(s.dir, "secret"));
+    ok(message.includes(JSON.stringify(join(plugin, "cache"))), message);
+  }
+  await refused(
+    checkGrants("plugin p", {
+      read: [plugin, join(plugin, "cache")],
+      write: [join(plugin, "cache")],
+    }),
+    join(s.dir, "secret"),
+  );
+  // A real directory there, or a link that stays inside, is fine.
+  await Deno.remove(join(plugin, "cache"));
+  await Deno.symlink("lib", join(plugin, "cache"));
+  await checkGrants("plugin p", { read: [plugin, join(plugin, "cache")], write: [] });
+  await Deno.remove(join(plugin, "cache"));
+  await Deno.mkdir(join(plugin, "cache"));
+  await checkGrants("plugin p", { read: [plugin], write: [join(plugin, "cache")] });
+});

@@ -123,6 +123,17 @@ const refused: Record<string, Refused> = {};
     settings: { permissions: { write: [out] } },
   };
 }
+// A grant of what looks like the plugin's cache, shipped as a link by its package.
+{
+  const d = await pluginDir("grant_in_own_files");
+  await Deno.symlink("../secret", join(d, "cache"));
+  refused.grant_in_own_files = {
+    link: join(d, "cache"),
+    target: secret,
+    conf: { file: "./cache/secret.txt", write: "./cache/written.txt" },
+    settings: { permissions: { read: [join(d, "cache")], write: [join(d, "cache")] } },
+  };
+}
 // A dangling link: a file created there later would be read.
 {
   const d = await pluginDir("dangling");
@@ -225,10 +236,10 @@ Deno.test({
       return conn;
     };
 
-    /** The refusal lines (of the sandbox logger) naming `link` as a link to `target`. */
+    /** The refusal lines (of the sandbox logger) naming `link` and where it leads, `target`. */
     const refusalLines = (link: string, target: string) =>
-      h.linesMatching(/logger=a6\.sandbox /).filter((line) =>
-        line.includes(`\\"${link}\\" is a link to \\"${target}\\"`)
+      h.linesMatching(/logger=a6\.sandbox .*failed to start/).filter((line) =>
+        line.includes(`\\"${link}\\" `) && line.includes(`link to \\"${target}\\"`)
       );
 
     /** Three PrepareConfs (APISIX asks again each request): every one is answered by policy. */
