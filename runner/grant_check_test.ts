@@ -261,3 +261,17 @@ Deno.test("a grant inside the plugin's own files is not the operator's link", as
   await Deno.mkdir(join(plugin, "cache"));
   await checkGrants("plugin p", { read: [plugin], write: [join(plugin, "cache")] });
 });
+
+Deno.test("a module directory that is a link inside a granted package root must stay inside", async () => {
+  await using s = await scratch();
+  const plugin = join(s.dir, "plugin");
+  await Deno.writeTextFile(join(s.dir, "secret/mod.ts"), "export default {};");
+  await Deno.symlink("../secret", join(plugin, "dist"));
+  // Alone, `dist` is the configured path: the operator's (see docs/sandbox.md, Links).
+  await checkGrants("plugin p", { read: [join(plugin, "dist")], write: [] });
+  // With the package's top directory granted too, `dist` is a link inside it.
+  await refused(
+    checkGrants("plugin p", { read: [join(plugin, "dist"), plugin], write: [] }),
+    join(s.dir, "secret"),
+  );
+});
