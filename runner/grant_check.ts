@@ -43,8 +43,12 @@ const MAX_HOPS = 40;
 const PARALLEL_LISTINGS = 8;
 /** Files in one directory of a write grant examined at once (for their count of names). */
 const PARALLEL_STATS = 32;
-/** Trees never walked: Deno guards their files itself, and they are endless or change. */
-const KERNEL_TREES = ["/proc", "/sys", "/dev"];
+/**
+ * Trees never walked: the kernel makes their entries (no user can add a link there), they are
+ * full of links into themselves, and Deno guards link targets there itself. `/dev` is walked:
+ * `/dev/shm` is writable by everyone.
+ */
+const KERNEL_TREES = ["/proc", "/sys"];
 /** Longest path quoted in a refusal (paths come from the plugin's files: bounded, escaped). */
 const MAX_QUOTED = 300;
 
@@ -76,7 +80,8 @@ export async function whereItLeads(path: string): Promise<Destination> {
   } catch {
     // Dangling, a loop, or not searchable: follow it one part at a time.
   }
-  const pending = path.split("/").reverse();
+  const absolute = path.startsWith("/") ? path : join(Deno.cwd(), path);
+  const pending = absolute.split("/").reverse();
   let current = "/";
   let missing = false;
   let hops = 0;
