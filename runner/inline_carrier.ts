@@ -10,6 +10,7 @@ import type { PluginSettings } from "./config.ts";
 import type { Carrier, Exit } from "./supervisor.ts";
 import type { FailureCause } from "./plugin_host.ts";
 import type { WorkerInit } from "../sandbox/plugin_worker.ts";
+import { checkGrants, grantRoots } from "./grant_check.ts";
 import { workerPermissions } from "./worker_permissions.ts";
 
 const WORKER_URL = new URL("../sandbox/plugin_worker.ts", import.meta.url);
@@ -24,20 +25,27 @@ export function inlineCarrier(
   let worker: Worker | null = null;
   let resolveExit!: (exit: Exit) => void;
   const exited = new Promise<Exit>((resolve) => resolveExit = resolve);
+  let ended = false;
+  // Also when no worker was made (its start was refused): the supervisor waits for `exited`.
   const end = (cause: FailureCause, message: string) => {
-    if (!worker) return;
-    worker.terminate();
+    if (ended) return;
+    ended = true;
+    worker?.terminate();
     worker = null;
     resolveExit({ cause, message });
   };
   return {
     pid: null,
     exited,
-    start() {
+    async start() {
+      // Links in what the plugin may read or write are checked at every start (files change).
+      const paths = await checkGrants(`plugin ${settings.name}`, grantRoots(settings));
+      // Stopped during the check (a shutdown): a worker made now would be nobody's.
+      if (ended) throw new Error("the sandbox was stopped while it was starting");
       worker = new Worker(WORKER_URL, {
         type: "module",
         name: settings.name,
-        deno: { permissions: workerPermissions(settings) },
+        deno: { permissions: workerPermissions(settings, paths) },
       });
       worker.onmessage = (event) => {
         if (event.data instanceof ArrayBuffer) onBatch(0, new Uint8Array(event.data));
@@ -54,7 +62,6 @@ export function inlineCarrier(
         logLinesPerSecond: settings.logLinesPerSecond,
       };
       worker.postMessage(init);
-      return Promise.resolve();
     },
     send(_slot, batch) {
       worker?.postMessage(batch.buffer, [batch.buffer]);

@@ -14,6 +14,7 @@ import { SECRET_ENV } from "../sandbox/process_main.ts";
 import { channelDirectory } from "./channel_dir.ts";
 import { CodeSnapshot } from "./code_snapshot.ts";
 import { ownDirectory, type PermissionKind, type PluginSettings } from "./config.ts";
+import { checkGrants, type GrantPaths, grantRoots } from "./grant_check.ts";
 import { log } from "./log.ts";
 import { generatedConfigFile, packageProblem } from "./packages.ts";
 import type { FailureCause } from "./plugin_host.ts";
@@ -41,6 +42,12 @@ const SANDBOX_CODE = ["main.ts", "mod.ts", "sandbox", "api", "protocol", "node_m
   .map((name) => join(ROOT, name));
 // What the runner speaks to its sandboxes, as it was when it started (node_modules is pinned by
 // the lock file). Embedded, and so unchangeable, in a compiled binary.
+/** The sandbox code a group's process reads: a package's sandbox uses the package's node_modules. */
+function sandboxCode(plugins: readonly PluginSettings[]): string[] {
+  return plugins.some((p) => p.package)
+    ? SANDBOX_CODE.filter((path) => !path.endsWith("node_modules"))
+    : SANDBOX_CODE;
+}
 const codeAtStart = Deno.build.standalone
   ? null
   : CodeSnapshot.take(SANDBOX_CODE.filter((path) => !path.endsWith("node_modules")))
@@ -60,22 +67,59 @@ function union(plugins: readonly PluginSettings[], kind: PermissionKind): string
   return [...new Set(plugins.flatMap((p) => p.permissions[kind]))];
 }
 
-/** Command-line arguments that start a sandbox under `deno run`, granting only what it needs. */
+/** What a sandbox's process may read and write: paths as written and as real paths. */
+export interface SandboxPaths {
+  /** The sandbox's own code. */
+  code: readonly string[];
+  /** Each plugin's paths, in the order of the plugins. */
+  plugins: readonly GrantPaths[];
+}
+
+/**
+ * Checks the links in what a sandbox's plugins may read and write, and in the sandbox's own
+ * code, before it starts (again at every start: files change). Rejects with `GrantRefused`,
+ * naming the link and where it leads, when one leads out of its tree.
+ */
+export async function checkSandboxPaths(
+  plugins: readonly PluginSettings[],
+): Promise<SandboxPaths> {
+  const each = await Promise.all(
+    plugins.map((p) => checkGrants(`plugin ${p.name}`, grantRoots(p))),
+  );
+  // The process may read its plugins' trees anyway (a workspace's node_modules links to them).
+  const code = Deno.build.standalone
+    ? [] // Embedded in the binary.
+    : (await checkGrants("the sandbox code", { read: sandboxCode(plugins), write: [] }, {
+      alsoReadable: each.flatMap((p) => p.read),
+    })).read;
+  return { code, plugins: each };
+}
+
+/**
+ * Command-line arguments that start a sandbox under `deno run`, granting only what it needs.
+ * `paths` come from {@linkcode checkSandboxPaths}; without them, the configured paths as
+ * written.
+ */
 export function sandboxRunArgs(
   plugins: readonly PluginSettings[],
   channel: string,
+  paths?: SandboxPaths,
 ): string[] {
   const heapMb = Math.max(...plugins.map((p) => p.memoryMb));
   // A package's sandbox resolves imports with the configuration `install` wrote inside the
   // package (config.ts keeps a sandbox to one package): its node_modules, not the runner's.
-  const pkg = plugins.find((p) => p.package)?.package ?? null;
-  const code = pkg ? SANDBOX_CODE.filter((path) => !path.endsWith("node_modules")) : SANDBOX_CODE;
-  const read = [
-    ...code,
-    ...plugins.map(ownDirectory).filter((d): d is string => d !== null),
-    ...union(plugins, "read"),
-    channel,
-  ];
+  const code = sandboxCode(plugins);
+  const read = paths
+    ? [...new Set([...paths.code, ...paths.plugins.flatMap((p) => p.read)]), channel]
+    : [
+      ...code,
+      ...plugins.map(ownDirectory).filter((d): d is string => d !== null),
+      ...union(plugins, "read"),
+      channel,
+    ];
+  const write = paths
+    ? [...new Set(paths.plugins.flatMap((p) => p.write))]
+    : union(plugins, "write");
   const flag = (name: string, list: string[]) =>
     list.length ? [`--allow-${name}=${list.join(",")}`] : [];
   return [
@@ -92,7 +136,7 @@ export function sandboxRunArgs(
     // came were promoted to the old generation and cost its GC more CPU than the 4 MB cost RSS.
     `--v8-flags=--max-old-space-size=${heapMb},--max-semi-space-size=4`,
     ...flag("read", read),
-    ...flag("write", [...union(plugins, "write"), channel]),
+    ...flag("write", [...write, channel]),
     ...flag("net", [...union(plugins, "net"), `unix:${channel}`]),
     // Where SIGUSR1 opens Deno's inspector: even a plugin granted localhost may not reach it.
     `--deny-net=${INSPECTOR_HOSTS.join(",")}`,
@@ -288,14 +332,17 @@ export function processCarrier(
       ? await packageProblem(packaged.package, packaged.configFile ?? null)
       : null;
     if (notInstalled) throw new Error(notInstalled);
+    const paths = await checkSandboxPaths(plugins);
     const dir = await channelDirectory();
+    // Stopped during the checks (a shutdown): a process spawned now would be nobody's.
+    if (ended) throw new Error("the sandbox was stopped while it was starting");
     const channel = join(dir, `${key.replace(/[^A-Za-z0-9._-]/g, "_")}-${++spawned}.sock`);
     const secret = secretHex();
     const listener = Deno.listen({ transport: "unix", path: channel });
     try {
       const standalone = Deno.build.standalone;
       child = new Deno.Command(Deno.execPath(), {
-        args: standalone ? ["sandbox", channel] : sandboxRunArgs(plugins, channel),
+        args: standalone ? ["sandbox", channel] : sandboxRunArgs(plugins, channel, paths),
         env: childEnv(plugins, secret),
         clearEnv: true,
         stdin: "null",
@@ -333,10 +380,10 @@ export function processCarrier(
       writer = new ChannelWriter(conn);
       writer.onError = () => lose("the channel to the sandbox broke");
       const init: SandboxInit = {
-        slots: plugins.map((settings) => ({
+        slots: plugins.map((settings, slot) => ({
           name: settings.name,
           module: settings.module,
-          permissions: workerPermissions(settings),
+          permissions: workerPermissions(settings, paths.plugins[slot]),
           logLinesPerSecond: settings.logLinesPerSecond,
         })),
         revoke: standalone ? revocations(plugins) : [],

@@ -1,6 +1,11 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { parseConfig, type PluginSettings } from "./config.ts";
-import { revocations, sandboxMemoryLimitMb, sandboxRunArgs } from "./process_carrier.ts";
+import {
+  checkSandboxPaths,
+  revocations,
+  sandboxMemoryLimitMb,
+  sandboxRunArgs,
+} from "./process_carrier.ts";
 import { workerPermissions } from "./worker_permissions.ts";
 
 const CHANNEL = "/tmp/a6-deno-runner-x/plugin_p-1.sock";
@@ -90,4 +95,37 @@ Deno.test("a compiled sandbox revokes every kind none of its plugins was granted
     revocations(settings({ p: { module: "/opt/p.ts", permissions: { net: ["x:1"] } } })),
     ["run", "ffi", "write", "env", "sys"],
   );
+});
+
+Deno.test("a sandbox is granted its paths as configured and as real paths", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "a6-carrier-paths-" }));
+  try {
+    // A release behind a `current` link, and a grant reached through one.
+    await Deno.mkdir(`${dir}/release-1`);
+    await Deno.writeTextFile(`${dir}/release-1/p.ts`, "export default {};");
+    await Deno.symlink("release-1", `${dir}/current`);
+    await Deno.mkdir(`${dir}/data-real`);
+    await Deno.symlink("data-real", `${dir}/data`);
+    const plugins = settings({
+      p: {
+        module: `${dir}/current/p.ts`,
+        permissions: { read: [`${dir}/data`], write: [`${dir}/data`] },
+      },
+    });
+    const paths = await checkSandboxPaths(plugins);
+    const args = sandboxRunArgs(plugins, CHANNEL, paths);
+    const read = flag(args, "allow-read")!;
+    for (const p of ["current", "release-1", "data", "data-real"]) {
+      ok(read.includes(`${dir}/${p}`), p);
+    }
+    deepEqual(flag(args, "allow-write"), [`${dir}/data`, `${dir}/data-real`, CHANNEL]);
+    deepEqual(workerPermissions(plugins[0]!, paths.plugins[0]).read, [
+      `${dir}/current`,
+      `${dir}/release-1`,
+      `${dir}/data`,
+      `${dir}/data-real`,
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -7,6 +7,7 @@
  * @module
  */
 import type { PluginSettings } from "./config.ts";
+import { GrantRefused } from "./grant_check.ts";
 import { log } from "./log.ts";
 import { type FailureCause, type HostEvents, PluginHost } from "./plugin_host.ts";
 
@@ -43,6 +44,8 @@ const CRASH_WINDOW_MS = 60_000;
 const UNAVAILABLE_MS = 30_000;
 const BACKOFF_MS = [0, 100, 250, 500, 1000, 2000, 5000];
 const START_TIMEOUT_MS = 20_000;
+/** How long a plugin whose start was refused (a link out of its files) waits between checks. */
+const REFUSED_RETRY_MS = 5_000;
 
 /** One sandbox and the plugins in it. */
 export class Supervisor implements HostEvents {
@@ -62,6 +65,10 @@ export class Supervisor implements HostEvents {
   #closed = false;
   #started = false;
   #killReason: Exit | null = null;
+  /** Why the start in progress was refused (it then ends without having run). */
+  #refusal: string | null = null;
+  /** The refusal last logged: the same one again at the next check is not logged again. */
+  #loggedRefusal: string | null = null;
 
   constructor(key: string, plugins: readonly PluginSettings[], factory: CarrierFactory) {
     this.key = key;
@@ -141,6 +148,7 @@ export class Supervisor implements HostEvents {
     } catch (error) {
       const message = `sandbox ${this.key} failed to start: ${(error as Error).message}`;
       this.startError = message;
+      if (error instanceof GrantRefused) this.#refusal = message;
       if (this.#carrier === carrier) carrier.kill("crash", message);
       for (const host of this.hosts) host.failPendingConfs("crash", message);
       return;
@@ -152,6 +160,7 @@ export class Supervisor implements HostEvents {
       return;
     }
     this.startError = null;
+    this.#loggedRefusal = null;
     log.sandbox.info("sandbox {sandbox} ready in {ms} ms (pid {pid})", {
       sandbox: this.key,
       ms: Math.round(performance.now() - started),
@@ -167,6 +176,7 @@ export class Supervisor implements HostEvents {
     // Each call in flight is counted once, with the cause, as it is answered.
     for (const host of this.hosts) host.detach(reason.cause, reason.message);
     if (this.#closed) return;
+    if (this.#refusal !== null) return this.#refused(this.#refusal);
     log.sandbox.warn("sandbox {sandbox} ended: {reason}", {
       sandbox: this.key,
       reason: reason.message,
@@ -186,6 +196,20 @@ export class Supervisor implements HostEvents {
       return;
     }
     this.#schedule(BACKOFF_MS[Math.min(this.#crashes.length - 1, BACKOFF_MS.length - 1)]!);
+  }
+
+  /**
+   * A start refused because of the plugins' files (a link out of them): not a crash. One log
+   * line per distinct refusal, however often APISIX asks; the plugins answer by their failure
+   * policy at once, and the files are checked again after a while (the operator may fix them).
+   */
+  #refused(why: string): void {
+    this.#refusal = null;
+    if (why !== this.#loggedRefusal) log.sandbox.error(why);
+    this.#loggedRefusal = why;
+    this.#unavailableUntil = performance.now() + REFUSED_RETRY_MS;
+    for (const host of this.hosts) host.markUnavailable(why);
+    this.#schedule(REFUSED_RETRY_MS);
   }
 
   #schedule(delay: number): void {

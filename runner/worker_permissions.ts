@@ -5,17 +5,23 @@
  *
  * @module
  */
-import { ownDirectory, type PluginSettings } from "./config.ts";
+import type { PluginSettings } from "./config.ts";
+import { type GrantPaths, grantRoots } from "./grant_check.ts";
 
-/** The permissions object to pass as `deno.permissions` when creating the plugin's worker. */
-export function workerPermissions(settings: PluginSettings): Deno.PermissionOptionsObject {
+/**
+ * The permissions object to pass as `deno.permissions` when creating the plugin's worker.
+ * `paths` are the read and write paths `checkGrants` (grant_check.ts) returned for the plugin (as
+ * written and as real paths); without them, the configured paths as written.
+ */
+export function workerPermissions(
+  settings: PluginSettings,
+  paths: GrantPaths = asWritten(settings),
+): Deno.PermissionOptionsObject {
   const { permissions } = settings;
-  const own = ownDirectory(settings);
-  const read = own ? [own, ...permissions.read] : permissions.read;
   const allow = (list: string[]) => list.length ? list : false;
   return {
-    read: allow(read),
-    write: allow(permissions.write),
+    read: allow(paths.read),
+    write: allow(paths.write),
     net: allow(permissions.net),
     env: allow(permissions.env),
     sys: allow(permissions.sys) as NonNullable<Deno.PermissionOptionsObject["sys"]>,
@@ -23,4 +29,9 @@ export function workerPermissions(settings: PluginSettings): Deno.PermissionOpti
     run: false,
     ffi: false,
   };
+}
+
+function asWritten(settings: PluginSettings): GrantPaths {
+  const roots = grantRoots(settings);
+  return { read: [...roots.read], write: [...roots.write] };
 }
