@@ -108,6 +108,7 @@ export function sandboxRunArgs(
   const heapMb = Math.max(...plugins.map((p) => p.memoryMb));
   // A package's sandbox resolves imports with the configuration `install` wrote inside the
   // package (config.ts keeps a sandbox to one package): its node_modules, not the runner's.
+  const pkg = plugins.find((p) => p.package)?.package ?? null;
   const code = sandboxCode(plugins);
   const read = paths
     ? [...new Set([...paths.code, ...paths.plugins.flatMap((p) => p.read)]), channel]
