@@ -353,7 +353,7 @@ export function* scanPatch(
         const count = reader.u16();
         headers += Math.max(1, count);
         if (headers > MAX_PATCH_ENTRIES) {
-          return result(`more than ${MAX_PATCH_ENTRIES} request header values`);
+          return result(`has more than ${MAX_PATCH_ENTRIES} request header values`);
         }
         // A request header goes as one entry, its values joined with ", ".
         reply += response ? 0 : name.length + ENTRY_OVERHEAD + 2 * count;
@@ -369,7 +369,7 @@ export function* scanPatch(
         const name = reader.bytesView();
         const count = reader.u16();
         args += Math.max(1, count);
-        if (args > MAX_PATCH_ENTRIES) return result(`more than ${MAX_PATCH_ENTRIES} args`);
+        if (args > MAX_PATCH_ENTRIES) return result(`has more than ${MAX_PATCH_ENTRIES} args`);
         reply += Math.max(1, count) * (name.length + ENTRY_OVERHEAD);
         for (let i = 0; i < count; i++) {
           if (reader.u8()) reply += reader.bytesView().length;
@@ -384,7 +384,7 @@ export function* scanPatch(
       case Tag.ResponseHeaders: {
         const count = reader.u32();
         if (count > MAX_PATCH_ENTRIES) {
-          return result(`${count} response headers, more than ${MAX_PATCH_ENTRIES}`);
+          return result(`has ${count} response headers, more than ${MAX_PATCH_ENTRIES}`);
         }
         responseHeaders = count;
         for (let i = 0; i < count; i++) {
@@ -402,7 +402,7 @@ export function* scanPatch(
         throw new ByteFormatError(`unknown patch tag ${tag} at offset ${reader.offset - 1}`);
     }
     if (reply > maxReplyBytes) {
-      return result(`a reply of more than ${maxReplyBytes} bytes (the protocol's limit)`);
+      return result(`makes a reply of more than ${maxReplyBytes} bytes (the protocol's limit)`);
     }
     if (++step % STEP_ENTRIES === 0) yield;
   }
@@ -423,13 +423,13 @@ export function addScans(a: PatchScan, b: PatchScan, maxReplyBytes: number): Pat
     replyBytes: a.replyBytes + b.replyBytes,
   };
   sum.over = sum.headers > MAX_PATCH_ENTRIES
-    ? `more than ${MAX_PATCH_ENTRIES} request header values`
+    ? `have more than ${MAX_PATCH_ENTRIES} request header values`
     : sum.args > MAX_PATCH_ENTRIES
-    ? `more than ${MAX_PATCH_ENTRIES} args`
+    ? `have more than ${MAX_PATCH_ENTRIES} args`
     : sum.responseHeaders > MAX_PATCH_ENTRIES
-    ? `more than ${MAX_PATCH_ENTRIES} response headers`
+    ? `have more than ${MAX_PATCH_ENTRIES} response headers`
     : sum.replyBytes > maxReplyBytes
-    ? `a reply of more than ${maxReplyBytes} bytes (the protocol's limit)`
+    ? `make a reply of more than ${maxReplyBytes} bytes (the protocol's limit)`
     : null;
   return sum;
 }

@@ -161,7 +161,7 @@ export class CallState implements CallContext {
       if (outcome.patch.empty) continue;
       const sum = addScans(size, outcome.size, MAX_PAYLOAD);
       if (sum.over) {
-        const message = `the call was refused: the route's patches together have ${sum.over}`;
+        const message = `the call was refused: the route's patches together ${sum.over}`;
         link.host.refused(message);
         if (link.host.settings.failure === "open") continue;
         return { ok: false, plugin: link.host.settings.name, cause: "error", message };

@@ -655,7 +655,7 @@ export class PluginHost {
         const bytes = body.rest();
         // Lengths and counts first: a patch over the limits is refused before it costs more.
         const size = yield* scanPatch(bytes, call.phase === Phase.Response, MAX_PAYLOAD);
-        if (size.over) return this.#refuse(call, `its reply has ${size.over}`);
+        if (size.over) return this.#refuse(call, `its patch ${size.over}`);
         const patch = yield* Patch.decodeSteps(bytes);
         // Settled while it was decoded (a deadline, the client went away).
         if (this.#calls.get(call.id) !== call) return;
