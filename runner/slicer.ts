@@ -72,7 +72,10 @@ export class Slicer {
     this.#sliceEnds = -Infinity;
     if (this.#queue.length === 0) return;
     this.#open(performance.now());
-    while (this.#queue.length && performance.now() < this.#sliceEnds) {
+    // At least one piece per turn, however short the slice.
+    let first = true;
+    while (this.#queue.length && (first || performance.now() < this.#sliceEnds)) {
+      first = false;
       const task = this.#queue[0]!;
       let finished = false;
       try {
