@@ -271,12 +271,13 @@ function checkEntries(entries: number, list: string, name: string, values: numbe
   }
 }
 
-/** Upper bound of the bytes one name/value entry adds to a FlatBuffers reply around its text. */
-const ENTRY_OVERHEAD = 40;
-/** Upper bound of the bytes a string or byte vector adds around its content. */
-const VECTOR_OVERHEAD = 8;
-/** Upper bound of a reply's tables, vtables and frame around its vectors. */
-const REPLY_OVERHEAD = 256;
+// The least one name/value entry adds to a FlatBuffers reply around its text: the vector's
+// offset, the table's vtable offset and two field offsets, two string lengths.
+const ENTRY_OVERHEAD = 4 + 4 + 8 + 8;
+// The least a string or byte vector adds around its content: its length.
+const VECTOR_OVERHEAD = 4;
+// The least a reply has around its vectors: the root offset and table.
+const REPLY_OVERHEAD = 8;
 
 /** What {@linkcode scanPatch} found in patch bytes that are well formed. */
 export interface PatchScan {
@@ -288,7 +289,11 @@ export interface PatchScan {
   args: number;
   /** Response header entries. */
   responseHeaders: number;
-  /** An upper bound of the reply bytes the patch becomes (see {@linkcode replyBytesOf}). */
+  /**
+   * The least number of bytes the reply made of the patch takes (its text, and the least
+   * FlatBuffers adds around it): a patch over the limit by this count is over it for sure, and
+   * the reply encoder checks the exact size of one that is not.
+   */
   replyBytes: number;
 }
 
@@ -298,8 +303,8 @@ function hasCrLf(value: Uint8Array): boolean {
 
 /**
  * The bounded validating pass over untrusted patch bytes, run before anything is decoded: reads
- * only lengths and counts, stops at the first list over {@linkcode MAX_PATCH_ENTRIES} or a reply
- * estimate over `maxReplyBytes`, and throws {@linkcode ByteFormatError} for bytes the worker's
+ * only lengths and counts, stops at the first list over {@linkcode MAX_PATCH_ENTRIES} or at a
+ * reply that its own lengths make larger than `maxReplyBytes`, and throws {@linkcode ByteFormatError} for bytes the worker's
  * encoder never writes (a record twice, a length past the end, a path or header APISIX would
  * refuse). `response`: the patch answers an HTTPRespCall (header values become entries of their
  * own instead of one joined entry per name).

@@ -122,15 +122,8 @@ export class CallState implements CallContext {
   async run(chain: readonly ChainLink[]): Promise<ChainResult> {
     let merged: Patch | null = null;
     let overlay: Uint8Array | null = null;
-    // The limits hold for the chain's patches together; a response-phase reply also carries
-    // APISIX's headers, which take at most the request's own bytes.
-    let size: PatchScan = {
-      over: null,
-      headers: 0,
-      args: 0,
-      responseHeaders: 0,
-      replyBytes: this.#phase === Phase.Response ? this.#request.length : 0,
-    };
+    // The limits hold for the chain's patches together.
+    let size: PatchScan = { over: null, headers: 0, args: 0, responseHeaders: 0, replyBytes: 0 };
     for (let i = 0; i < chain.length; i++) {
       const link = chain[i]!;
       this.#current = link;

@@ -110,6 +110,8 @@ interface PendingCall {
   asking: number;
   /** ExtraInfo questions the worker asked during this call. */
   questions: number;
+  /** The worker answered; the runner is still reading the answer (in slices). */
+  replied: boolean;
   /** Waiting for its prefetched answers before it can be admitted. */
   prefetching: boolean;
   answers: PrefetchedAnswer[] | null;
@@ -402,6 +404,7 @@ export class PluginHost {
         sentAt: 0,
         asking: 0,
         questions: 0,
+        replied: false,
         prefetching: false,
         answers: null,
         queued: false,
@@ -564,6 +567,9 @@ export class PluginHost {
           this.log.warn("{message}: the call alone is cancelled", { message });
         }
         this.#sendCancel(call);
+      } else if (call.replied) {
+        // The worker answered in time; reading its large answer took the runner past the
+        // deadline: nothing to kill.
       } else if (now - call.sentAt >= this.settings.timeoutMs / 2) {
         expired = message;
       } else {
@@ -653,6 +659,7 @@ export class PluginHost {
         const call = this.#calls.get(body.u32());
         if (!call || !call.sent) return this.#stray();
         const bytes = body.rest();
+        call.replied = true;
         // Lengths and counts first: a patch over the limits is refused before it costs more.
         const size = yield* scanPatch(bytes, call.phase === Phase.Response, MAX_PAYLOAD);
         if (size.over) return this.#refuse(call, `its patch ${size.over}`);
