@@ -206,6 +206,13 @@ Deno.test({
         equal(asks.length, 0);
       });
 
+      await t.step("a thrown proxy that throws when inspected fails its call only", async () => {
+        await ownError(
+          "proxyError",
+          /public_limits.*call failed: an error that could not be printed/,
+        );
+      });
+
       const tamper = await open("log_tamper");
 
       await t.step("log lines past the console's limits: the runner's budget holds", async () => {

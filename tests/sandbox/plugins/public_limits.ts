@@ -1,7 +1,8 @@
 /**
  * Too much through the public API alone: more request headers than a reply may carry, more
  * values for one header than its 16-bit count holds, a response body whose getter throws,
- * ExtraInfo questions by the ten thousand, and a variable name of 5,000 bytes. Each is this
+ * ExtraInfo questions by the ten thousand, a variable name of 5,000 bytes, and a thrown proxy
+ * whose prototype trap throws. Each is this
  * plugin's error for that call, and nothing else.
  *
  * @module
@@ -33,6 +34,13 @@ export default definePlugin({
       case "longVar":
         await req.var("x".repeat(5000));
         return;
+      case "proxyError":
+        // Even asking what kind of error this is throws.
+        throw new Proxy(new Error("hidden"), {
+          getPrototypeOf() {
+            throw new Error("a trap");
+          },
+        });
       default:
         res.body = "alive";
     }
