@@ -271,9 +271,11 @@ function checkEntries(entries: number, list: string, name: string, values: numbe
   }
 }
 
-// The least one name/value entry adds to a FlatBuffers reply around its text: the vector's
-// offset, the table's vtable offset and two field offsets, two string lengths.
-const ENTRY_OVERHEAD = 4 + 4 + 8 + 8;
+// The least an entry with only a name adds to a FlatBuffers reply around its text: its offset
+// in the vector, the table's vtable offset and name offset, the string's length and final 0.
+const NAME_ENTRY = 4 + 4 + 4 + 5;
+// What a value adds to an entry around its text: its offset, its string's length and final 0.
+const VALUE_EXTRA = 4 + 5;
 // The least a string or byte vector adds around its content: its length.
 const VECTOR_OVERHEAD = 4;
 // The least a reply has around its vectors: the root offset and table.
@@ -319,14 +321,20 @@ export function* scanPatch(
   let headers = 0;
   let args = 0;
   let responseHeaders = 0;
-  let reply = REPLY_OVERHEAD;
+  // The least bytes of each part of the reply: what a rewrite carries (path, request headers,
+  // args, request body), what a Stop or a response-phase reply carries (response headers and
+  // body in the request phase, the changed headers and the body in the response phase).
+  let rewrite = 0;
+  let answer = 0;
+  let stop = false;
   let step = 0;
+  const least = () => REPLY_OVERHEAD + (response || stop ? answer : rewrite);
   const result = (over: string | null): PatchScan => ({
     over,
     headers,
     args,
     responseHeaders,
-    replyBytes: reply,
+    replyBytes: least(),
   });
   while (reader.remaining > 0) {
     const tag = reader.u8();
@@ -336,6 +344,7 @@ export function* scanPatch(
     }
     switch (tag) {
       case Tag.Stop:
+        stop = true;
         break;
       case Tag.Status: {
         const status = reader.u16();
@@ -347,7 +356,7 @@ export function* scanPatch(
         if (path.length === 0 || path[0] !== 0x2f || path.includes(0x3f)) {
           throw new ByteFormatError("a rewritten path must start with / and have no ?");
         }
-        reply += path.length + VECTOR_OVERHEAD;
+        rewrite += path.length + VECTOR_OVERHEAD;
         break;
       }
       case Tag.Header: {
@@ -360,12 +369,14 @@ export function* scanPatch(
         if (headers > MAX_PATCH_ENTRIES) {
           return result(`has more than ${MAX_PATCH_ENTRIES} request header values`);
         }
-        // A request header goes as one entry, its values joined with ", ".
-        reply += response ? 0 : name.length + ENTRY_OVERHEAD + 2 * count;
+        // A rewrite sets a header as one entry, its values joined with ", "; a response-phase
+        // reply has an entry per value.
+        rewrite += NAME_ENTRY + name.length + (count ? VALUE_EXTRA + 2 * (count - 1) : 0);
         for (let i = 0; i < count; i++) {
           const value = reader.bytesView();
           if (hasCrLf(value)) throw new ByteFormatError("a header value contains CR/LF");
-          reply += value.length + (response ? name.length + ENTRY_OVERHEAD : 0);
+          rewrite += value.length;
+          if (response) answer += NAME_ENTRY + VALUE_EXTRA + name.length + value.length;
           if (++step % STEP_ENTRIES === 0) yield;
         }
         break;
@@ -375,16 +386,19 @@ export function* scanPatch(
         const count = reader.u16();
         args += Math.max(1, count);
         if (args > MAX_PATCH_ENTRIES) return result(`has more than ${MAX_PATCH_ENTRIES} args`);
-        reply += Math.max(1, count) * (name.length + ENTRY_OVERHEAD);
+        // An entry per value (no value: an empty one); none: one entry without a value.
+        rewrite += count ? count * (NAME_ENTRY + VALUE_EXTRA + name.length) : NAME_ENTRY;
         for (let i = 0; i < count; i++) {
-          if (reader.u8()) reply += reader.bytesView().length;
+          if (reader.u8()) rewrite += reader.bytesView().length;
           if (++step % STEP_ENTRIES === 0) yield;
         }
         break;
       }
       case Tag.RequestBody:
+        rewrite += reader.bytesView().length + VECTOR_OVERHEAD;
+        break;
       case Tag.ResponseBody:
-        reply += reader.bytesView().length + VECTOR_OVERHEAD;
+        answer += reader.bytesView().length + VECTOR_OVERHEAD;
         break;
       case Tag.ResponseHeaders: {
         const count = reader.u32();
@@ -398,7 +412,10 @@ export function* scanPatch(
           if (name.length === 0 || hasCrLf(name) || hasCrLf(value)) {
             throw new ByteFormatError("a response header is empty or contains CR/LF");
           }
-          reply += name.length + value.length + ENTRY_OVERHEAD;
+          const entry = NAME_ENTRY + VALUE_EXTRA + name.length + value.length;
+          // A request-phase rewrite carries them too (headers added while proxying).
+          rewrite += entry;
+          if (!response) answer += entry;
           if (++step % STEP_ENTRIES === 0) yield;
         }
         break;
@@ -406,7 +423,7 @@ export function* scanPatch(
       default:
         throw new ByteFormatError(`unknown patch tag ${tag} at offset ${reader.offset - 1}`);
     }
-    if (reply > maxReplyBytes) {
+    if (least() > maxReplyBytes) {
       return result(`makes a reply of more than ${maxReplyBytes} bytes (the protocol's limit)`);
     }
     if (++step % STEP_ENTRIES === 0) yield;
@@ -415,17 +432,18 @@ export function* scanPatch(
 }
 
 /**
- * The limits of a chain's patches merged, from each patch's scan: the entries of each list and
- * the reply bytes add up (an upper bound: a later plugin may replace an earlier one's names).
- * Returns the sum, with `over` set when it is over a limit.
+ * The entry limits of a chain's patches merged, from each patch's scan: the entries of each list
+ * add up (an upper bound: a later plugin may replace an earlier one's names). The merged reply's
+ * bytes are left to the reply encoder's exact check (a later body replaces an earlier one, so
+ * they do not add up). Returns the sum, with `over` set when it is over a limit.
  */
-export function addScans(a: PatchScan, b: PatchScan, maxReplyBytes: number): PatchScan {
+export function addScans(a: PatchScan, b: PatchScan): PatchScan {
   const sum: PatchScan = {
     over: null,
     headers: a.headers + b.headers,
     args: a.args + b.args,
     responseHeaders: a.responseHeaders + b.responseHeaders,
-    replyBytes: a.replyBytes + b.replyBytes,
+    replyBytes: Math.max(a.replyBytes, b.replyBytes),
   };
   sum.over = sum.headers > MAX_PATCH_ENTRIES
     ? `have more than ${MAX_PATCH_ENTRIES} request header values`
@@ -433,8 +451,6 @@ export function addScans(a: PatchScan, b: PatchScan, maxReplyBytes: number): Pat
     ? `have more than ${MAX_PATCH_ENTRIES} args`
     : sum.responseHeaders > MAX_PATCH_ENTRIES
     ? `have more than ${MAX_PATCH_ENTRIES} response headers`
-    : sum.replyBytes > maxReplyBytes
-    ? `make a reply of more than ${maxReplyBytes} bytes (the protocol's limit)`
     : null;
   return sum;
 }

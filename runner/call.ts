@@ -7,7 +7,6 @@
  */
 import { ByteWriter, encodeUtf8 } from "../api/bytes.ts";
 import { addScans, type Patch, type PatchScan } from "../api/patch.ts";
-import { MAX_PAYLOAD } from "../protocol/frame.ts";
 import { Phase } from "../sandbox/messages.ts";
 import type { ChainLink } from "./conf_cache.ts";
 import type { CallContext, FailureCause } from "./plugin_host.ts";
@@ -152,7 +151,7 @@ export class CallState implements CallContext {
         };
       }
       if (outcome.patch.empty) continue;
-      const sum = addScans(size, outcome.size, MAX_PAYLOAD);
+      const sum = addScans(size, outcome.size);
       if (sum.over) {
         const message = `the call was refused: the route's patches together ${sum.over}`;
         link.host.refused(message);
