@@ -263,6 +263,11 @@ export class ByteWriter {
   reset(): void {
     this.#length = 0;
   }
+
+  /** Forgets everything after the first `length` bytes. */
+  truncate(length: number): void {
+    if (length < this.#length) this.#length = Math.max(0, length);
+  }
 }
 
 /** Reads what {@linkcode ByteWriter} wrote, throwing {@linkcode ByteFormatError} on overruns. */

@@ -10,6 +10,41 @@
  * @module
  */
 import { ByteFormatError, ByteReader, type ByteWriter, decodeLatin1 } from "./bytes.ts";
+import { MAX_TABLE_VECTOR } from "../protocol/verify.ts";
+
+/**
+ * Most entries one list of a patch (request headers, args, response headers) may hold: the same
+ * limit the runner applies to what APISIX sends. Request headers count their values.
+ */
+export const MAX_PATCH_ENTRIES: number = MAX_TABLE_VECTOR;
+
+/** Most values one header or arg name may have: the binary form counts them in 16 bits. */
+export const MAX_VALUES_PER_NAME = 0xffff;
+
+/** Thrown when a patch holds more than the limits above; the call fails, nothing is sent. */
+export class PatchLimitError extends RangeError {
+  constructor(message: string) {
+    super(message);
+    this.name = "PatchLimitError";
+  }
+}
+
+/**
+ * Work that grows with the input, as a generator that yields between pieces (every
+ * {@linkcode STEP_ENTRIES} entries), so a caller can spread it over turns of the event loop.
+ */
+export type Steps<T> = Generator<void, T, void>;
+
+/** Entries handled between two yields of {@linkcode Steps}. */
+export const STEP_ENTRIES = 256;
+
+/** Runs `steps` to the end at once. */
+export function runSteps<T>(steps: Steps<T>): T {
+  for (;;) {
+    const next = steps.next();
+    if (next.done) return next.value;
+  }
+}
 
 const enum Tag {
   Stop = 1,
@@ -72,32 +107,77 @@ export class Patch {
     if (later.responseBody) this.responseBody = later.responseBody;
   }
 
-  /** Appends the binary form to `out`. */
+  /**
+   * Appends the binary form to `out`. Throws {@linkcode PatchLimitError} for a patch over the
+   * limits (a count never wraps); `out` may then hold part of the patch.
+   */
   encode(out: ByteWriter): void {
+    runSteps(this.encodeSteps(out));
+  }
+
+  /** {@linkcode encode} in pieces. */
+  *encodeSteps(out: ByteWriter): Steps<void> {
     if (this.stop) out.u8(Tag.Stop);
     if (this.status !== 0) out.u8(Tag.Status).u16(this.status);
     if (this.path) out.u8(Tag.Path).bytes(this.path);
+    let entries = 0;
     if (this.headers) {
       for (const [name, values] of this.headers) {
+        entries += Math.max(1, values.length);
+        checkEntries(entries, "request headers", name, values.length);
         out.u8(Tag.Header).latin1(name).u16(values.length);
         for (const value of values) out.bytes(value);
+        if (entries % STEP_ENTRIES === 0) yield;
       }
     }
     if (this.args) {
+      entries = 0;
       for (const [name, values] of this.args) {
+        entries += Math.max(1, values.length);
+        checkEntries(entries, "args", name, values.length);
         out.u8(Tag.Arg).latin1(name).u16(values.length);
         for (const value of values) {
           if (value === null) out.u8(0);
           else out.u8(1).bytes(value);
         }
+        if (entries % STEP_ENTRIES === 0) yield;
       }
     }
     if (this.requestBody) out.u8(Tag.RequestBody).bytes(this.requestBody);
     if (this.responseHeaders) {
+      checkEntries(this.responseHeaders.length, "response headers", "", 0);
       out.u8(Tag.ResponseHeaders).u32(this.responseHeaders.length);
-      for (const [name, value] of this.responseHeaders) out.bytes(name).bytes(value);
+      let i = 0;
+      for (const [name, value] of this.responseHeaders) {
+        out.bytes(name).bytes(value);
+        if (++i % STEP_ENTRIES === 0) yield;
+      }
     }
     if (this.responseBody) out.u8(Tag.ResponseBody).bytes(this.responseBody);
+  }
+
+  /** {@linkcode merge} in pieces. */
+  *mergeSteps(later: Patch): Steps<void> {
+    const { headers, args } = later;
+    later.headers = later.args = null;
+    this.merge(later);
+    later.headers = headers;
+    later.args = args;
+    let i = 0;
+    if (headers) {
+      this.headers ??= new Map();
+      for (const [name, values] of headers) {
+        this.headers.set(name, values);
+        if (++i % STEP_ENTRIES === 0) yield;
+      }
+    }
+    if (args) {
+      this.args ??= new Map();
+      for (const [name, values] of args) {
+        this.args.set(name, values);
+        if (++i % STEP_ENTRIES === 0) yield;
+      }
+    }
   }
 
   /**
@@ -105,7 +185,13 @@ export class Patch {
    * Throws {@linkcode ByteFormatError} for anything malformed.
    */
   static decode(bytes: Uint8Array): Patch {
+    return runSteps(Patch.decodeSteps(bytes));
+  }
+
+  /** {@linkcode decode} in pieces. */
+  static *decodeSteps(bytes: Uint8Array): Steps<Patch> {
     const patch = new Patch();
+    let step = 0;
     const reader = new ByteReader(bytes);
     while (reader.remaining > 0) {
       const tag = reader.u8();
@@ -126,16 +212,24 @@ export class Patch {
           const name = decodeLatin1(reader.bytesView());
           const count = reader.u16();
           const values: Uint8Array[] = [];
-          for (let i = 0; i < count; i++) values.push(reader.bytesView());
+          for (let i = 0; i < count; i++) {
+            values.push(reader.bytesView());
+            if (++step % STEP_ENTRIES === 0) yield;
+          }
           (patch.headers ??= new Map()).set(name, values);
+          if (++step % STEP_ENTRIES === 0) yield;
           break;
         }
         case Tag.Arg: {
           const name = decodeLatin1(reader.bytesView());
           const count = reader.u16();
           const values: (Uint8Array | null)[] = [];
-          for (let i = 0; i < count; i++) values.push(reader.u8() ? reader.bytesView() : null);
+          for (let i = 0; i < count; i++) {
+            values.push(reader.u8() ? reader.bytesView() : null);
+            if (++step % STEP_ENTRIES === 0) yield;
+          }
           (patch.args ??= new Map()).set(name, values);
+          if (++step % STEP_ENTRIES === 0) yield;
           break;
         }
         case Tag.RequestBody:
@@ -148,7 +242,10 @@ export class Patch {
             throw new ByteFormatError(`${count} response headers cannot fit`);
           }
           const list: ByteEntry[] = [];
-          for (let i = 0; i < count; i++) list.push([reader.bytesView(), reader.bytesView()]);
+          for (let i = 0; i < count; i++) {
+            list.push([reader.bytesView(), reader.bytesView()]);
+            if (++step % STEP_ENTRIES === 0) yield;
+          }
           patch.responseHeaders = list;
           break;
         }
@@ -161,4 +258,199 @@ export class Patch {
     }
     return patch;
   }
+}
+
+function checkEntries(entries: number, list: string, name: string, values: number): void {
+  if (values > MAX_VALUES_PER_NAME) {
+    throw new PatchLimitError(
+      `${JSON.stringify(name)} has ${values} values, more than ${MAX_VALUES_PER_NAME}`,
+    );
+  }
+  if (entries > MAX_PATCH_ENTRIES) {
+    throw new PatchLimitError(`more than ${MAX_PATCH_ENTRIES} ${list} in one patch`);
+  }
+}
+
+// The least an entry with only a name adds to a FlatBuffers reply around its text: its offset
+// in the vector, the table's vtable offset and name offset, the string's length and final 0.
+const NAME_ENTRY = 4 + 4 + 4 + 5;
+// What a value adds to an entry around its text: its offset, its string's length and final 0.
+const VALUE_EXTRA = 4 + 5;
+// The least a string or byte vector adds around its content: its length.
+const VECTOR_OVERHEAD = 4;
+// The least a reply has around its vectors: the root offset and table.
+const REPLY_OVERHEAD = 8;
+
+/** What {@linkcode scanPatch} found in patch bytes that are well formed. */
+export interface PatchScan {
+  /** Why the patch is over a limit (the call fails), or null. */
+  over: string | null;
+  /** Request header entries (each value counts, and a deletion). */
+  headers: number;
+  /** Arg entries (each value counts, and a deletion). */
+  args: number;
+  /** Response header entries. */
+  responseHeaders: number;
+  /**
+   * The least number of bytes the reply made of the patch takes (its text, and the least
+   * FlatBuffers adds around it): a patch over the limit by this count is over it for sure, and
+   * the reply encoder checks the exact size of one that is not.
+   */
+  replyBytes: number;
+}
+
+function hasCrLf(value: Uint8Array): boolean {
+  return value.indexOf(0x0a) >= 0 || value.indexOf(0x0d) >= 0;
+}
+
+/**
+ * The bounded validating pass over untrusted patch bytes, run before anything is decoded: reads
+ * only lengths and counts, stops at the first list over {@linkcode MAX_PATCH_ENTRIES} or at a
+ * reply that its own lengths make larger than `maxReplyBytes`, and throws {@linkcode ByteFormatError} for bytes the worker's
+ * encoder never writes (a record twice, a length past the end, a path or header APISIX would
+ * refuse). `response`: the patch answers an HTTPRespCall (header values become entries of their
+ * own instead of one joined entry per name).
+ */
+export function* scanPatch(
+  bytes: Uint8Array,
+  response: boolean,
+  maxReplyBytes: number,
+): Steps<PatchScan> {
+  const reader = new ByteReader(bytes);
+  const seen = new Set<number>();
+  let headers = 0;
+  let args = 0;
+  let responseHeaders = 0;
+  // The least bytes of each part of the reply: what a rewrite carries (path, request headers,
+  // args, request body), what a Stop or a response-phase reply carries (response headers and
+  // body in the request phase, the changed headers and the body in the response phase).
+  let rewrite = 0;
+  let answer = 0;
+  let stop = false;
+  let step = 0;
+  const least = () => REPLY_OVERHEAD + (response || stop ? answer : rewrite);
+  const result = (over: string | null): PatchScan => ({
+    over,
+    headers,
+    args,
+    responseHeaders,
+    replyBytes: least(),
+  });
+  while (reader.remaining > 0) {
+    const tag = reader.u8();
+    if (tag !== Tag.Header && tag !== Tag.Arg) {
+      if (seen.has(tag)) throw new ByteFormatError(`patch record ${tag} appears twice`);
+      seen.add(tag);
+    }
+    switch (tag) {
+      case Tag.Stop:
+        stop = true;
+        break;
+      case Tag.Status: {
+        const status = reader.u16();
+        if (status < 100 || status > 999) throw new ByteFormatError(`status ${status} invalid`);
+        break;
+      }
+      case Tag.Path: {
+        const path = reader.bytesView();
+        if (path.length === 0 || path[0] !== 0x2f || path.includes(0x3f)) {
+          throw new ByteFormatError("a rewritten path must start with / and have no ?");
+        }
+        rewrite += path.length + VECTOR_OVERHEAD;
+        break;
+      }
+      case Tag.Header: {
+        const name = reader.bytesView();
+        if (name.length === 0 || hasCrLf(name)) {
+          throw new ByteFormatError("a header name is empty or contains CR/LF");
+        }
+        const count = reader.u16();
+        headers += Math.max(1, count);
+        if (headers > MAX_PATCH_ENTRIES) {
+          return result(`has more than ${MAX_PATCH_ENTRIES} request header values`);
+        }
+        // A rewrite sets a header as one entry, its values joined with ", "; a response-phase
+        // reply has an entry per value.
+        rewrite += NAME_ENTRY + name.length + (count ? VALUE_EXTRA + 2 * (count - 1) : 0);
+        for (let i = 0; i < count; i++) {
+          const value = reader.bytesView();
+          if (hasCrLf(value)) throw new ByteFormatError("a header value contains CR/LF");
+          rewrite += value.length;
+          if (response) answer += NAME_ENTRY + VALUE_EXTRA + name.length + value.length;
+          if (++step % STEP_ENTRIES === 0) yield;
+        }
+        break;
+      }
+      case Tag.Arg: {
+        const name = reader.bytesView();
+        const count = reader.u16();
+        args += Math.max(1, count);
+        if (args > MAX_PATCH_ENTRIES) return result(`has more than ${MAX_PATCH_ENTRIES} args`);
+        // An entry per value (no value: an empty one); none: one entry without a value.
+        rewrite += count ? count * (NAME_ENTRY + VALUE_EXTRA + name.length) : NAME_ENTRY;
+        for (let i = 0; i < count; i++) {
+          if (reader.u8()) rewrite += reader.bytesView().length;
+          if (++step % STEP_ENTRIES === 0) yield;
+        }
+        break;
+      }
+      case Tag.RequestBody:
+        rewrite += reader.bytesView().length + VECTOR_OVERHEAD;
+        break;
+      case Tag.ResponseBody:
+        answer += reader.bytesView().length + VECTOR_OVERHEAD;
+        break;
+      case Tag.ResponseHeaders: {
+        const count = reader.u32();
+        if (count > MAX_PATCH_ENTRIES) {
+          return result(`has ${count} response headers, more than ${MAX_PATCH_ENTRIES}`);
+        }
+        responseHeaders = count;
+        for (let i = 0; i < count; i++) {
+          const name = reader.bytesView();
+          const value = reader.bytesView();
+          if (name.length === 0 || hasCrLf(name) || hasCrLf(value)) {
+            throw new ByteFormatError("a response header is empty or contains CR/LF");
+          }
+          const entry = NAME_ENTRY + VALUE_EXTRA + name.length + value.length;
+          // A request-phase rewrite carries them too (headers added while proxying).
+          rewrite += entry;
+          if (!response) answer += entry;
+          if (++step % STEP_ENTRIES === 0) yield;
+        }
+        break;
+      }
+      default:
+        throw new ByteFormatError(`unknown patch tag ${tag} at offset ${reader.offset - 1}`);
+    }
+    if (least() > maxReplyBytes) {
+      return result(`makes a reply of more than ${maxReplyBytes} bytes (the protocol's limit)`);
+    }
+    if (++step % STEP_ENTRIES === 0) yield;
+  }
+  return result(null);
+}
+
+/**
+ * The entry limits of a chain's patches merged, from each patch's scan: the entries of each list
+ * add up (an upper bound: a later plugin may replace an earlier one's names). The merged reply's
+ * bytes are left to the reply encoder's exact check (a later body replaces an earlier one, so
+ * they do not add up). Returns the sum, with `over` set when it is over a limit.
+ */
+export function addScans(a: PatchScan, b: PatchScan): PatchScan {
+  const sum: PatchScan = {
+    over: null,
+    headers: a.headers + b.headers,
+    args: a.args + b.args,
+    responseHeaders: a.responseHeaders + b.responseHeaders,
+    replyBytes: Math.max(a.replyBytes, b.replyBytes),
+  };
+  sum.over = sum.headers > MAX_PATCH_ENTRIES
+    ? `have more than ${MAX_PATCH_ENTRIES} request header values`
+    : sum.args > MAX_PATCH_ENTRIES
+    ? `have more than ${MAX_PATCH_ENTRIES} args`
+    : sum.responseHeaders > MAX_PATCH_ENTRIES
+    ? `have more than ${MAX_PATCH_ENTRIES} response headers`
+    : null;
+  return sum;
 }

@@ -1,4 +1,4 @@
-import { deepEqual, equal, throws } from "node:assert/strict";
+import { deepEqual, equal, match, throws } from "node:assert/strict";
 import { ByteFormatError, ByteWriter, decodeLatin1, encodeLatin1 } from "./bytes.ts";
 import { Patch } from "./patch.ts";
 
@@ -87,4 +87,111 @@ Deno.test("decode refuses malformed input with a ByteFormatError", () => {
   throws(() => Patch.decode(Uint8Array.of(99)), /unknown patch tag 99 at offset 0/);
   throws(() => Patch.decode(Uint8Array.of(2, 50, 0)), /status 50 invalid/);
   throws(() => Patch.decode(Uint8Array.of(7, 255, 255, 255, 255)), /response headers cannot fit/);
+});
+
+import {
+  addScans,
+  MAX_PATCH_ENTRIES,
+  PatchLimitError,
+  type PatchScan,
+  runSteps,
+  scanPatch,
+} from "./patch.ts";
+import { ok } from "node:assert/strict";
+import { FrameEncoder } from "../protocol/encode.ts";
+import { requestAction } from "../runner/reply.ts";
+
+function bytesOf(patch: Patch): Uint8Array {
+  const out = new ByteWriter(16);
+  patch.encode(out);
+  return out.take();
+}
+
+function scan(patch: Patch | Uint8Array, response = false, max = 16_777_215): PatchScan {
+  return runSteps(scanPatch(patch instanceof Patch ? bytesOf(patch) : patch, response, max));
+}
+
+Deno.test("a count never wraps: 65,536 values for one header is the plugin's error", () => {
+  const patch = new Patch();
+  patch.headers = new Map([["x-many", Array.from({ length: 65_536 }, () => encodeLatin1("v"))]]);
+  throws(() => bytesOf(patch), PatchLimitError);
+  patch.headers.set("x-many", patch.headers.get("x-many")!.slice(1));
+  equal(Patch.decode(bytesOf(patch)).headers!.get("x-many")!.length, 65_535);
+});
+
+Deno.test("a list over 65,536 entries is refused by the encoder and by the scan", () => {
+  const patch = new Patch();
+  patch.responseHeaders = Array.from(
+    { length: MAX_PATCH_ENTRIES + 1 },
+    (_, i) => [encodeLatin1(`r${i}`), encodeLatin1("v")] as const,
+  );
+  throws(() => bytesOf(patch), PatchLimitError);
+  const args = new Patch();
+  args.args = new Map(
+    Array.from({ length: MAX_PATCH_ENTRIES }, (_, i) => [`a${i}`, [encodeLatin1("v")]]),
+  );
+  equal(scan(args).over, null);
+  equal(scan(args).args, MAX_PATCH_ENTRIES);
+  args.args.set("one-more", []);
+  throws(() => bytesOf(args), PatchLimitError);
+});
+
+Deno.test("the scan reads counts and lengths, and stops at the first list over the limit", () => {
+  const count = new ByteWriter(16).u8(7).u32(4_000_000_000).take();
+  equal(scan(count).over, "has 4000000000 response headers, more than 65536");
+  // A million headers: stopped after 65,537, long before the end (which is not even there).
+  const many = new ByteWriter(16);
+  for (let i = 0; i <= MAX_PATCH_ENTRIES; i++) many.u8(4).latin1(`h${i}`).u16(1).latin1("v");
+  equal(scan(many.take()).over, "has more than 65536 request header values");
+  throws(
+    () => scan(new ByteWriter(16).u8(4).latin1("x").u16(9).latin1("v").take()),
+    ByteFormatError,
+  );
+  throws(() => scan(new ByteWriter(16).u8(1).u8(1).take()), /appears twice/);
+  throws(() => scan(new ByteWriter(16).u8(3).latin1("no-slash").take()), /start with \//);
+  throws(() => scan(new ByteWriter(16).u8(4).latin1("").u16(0).take()), /empty/);
+  throws(() => scan(new ByteWriter(16).u8(9).take()), /unknown patch tag 9/);
+});
+
+Deno.test("the reply size from a patch's lengths is never above the real size", () => {
+  const encoder = new FrameEncoder();
+  for (const size of [0, 1, 3, 100, 5000]) {
+    for (const stop of [false, true]) {
+      const patch = full();
+      patch.stop = stop;
+      patch.headers!.set("x-sized", [new Uint8Array(size), new Uint8Array(size + 1)]);
+      patch.args!.set("sized", [new Uint8Array(size), null]);
+      patch.responseHeaders = Array.from(
+        { length: 300 },
+        (_, i) => [encodeLatin1(`r${i}`), new Uint8Array(size % 7)] as const,
+      );
+      const request = encoder.reqCall(1, requestAction(patch)).length;
+      const least = scan(patch).replyBytes;
+      ok(least <= request, `${least} > ${request} (stop: ${stop})`);
+      ok(least > request * 0.5, `${least} is far below ${request} (stop: ${stop})`);
+      // The response phase: an entry per header value, and the body.
+      const entries = [...patch.headers!].flatMap(([name, values]) =>
+        values.map((value) => [encodeLatin1(name), value] as const)
+      );
+      const response = encoder.respCall(1, 0, entries, patch.responseBody).length;
+      ok(scan(patch, true).replyBytes <= response, `response phase, size ${size}`);
+    }
+  }
+  const big = new Patch();
+  big.stop = true;
+  big.responseBody = new Uint8Array(16_777_200);
+  equal(scan(big).over, null);
+  big.responseBody = new Uint8Array(16_777_210);
+  match(scan(big).over!, /makes a reply of more than 16777215 bytes/);
+  // Without Stop, a request-phase reply does not carry the response body.
+  big.stop = false;
+  equal(scan(big).over, null);
+  match(scan(big, true).over!, /makes a reply of more than 16777215 bytes/);
+});
+
+Deno.test("a chain's patches are limited together", () => {
+  const a: PatchScan = { over: null, headers: 40_000, args: 1, responseHeaders: 0, replyBytes: 10 };
+  equal(addScans(a, a).over, "have more than 65536 request header values");
+  const b = { ...a, headers: 1 };
+  equal(addScans(b, b).over, null);
 });

@@ -4,6 +4,7 @@
  * @module
  */
 import * as flatbuffers from "flatbuffers";
+import { runSteps, STEP_ENTRIES, type Steps } from "../api/patch.ts";
 import { Action } from "./gen/action.ts";
 import { ErrResp } from "./gen/err_resp.ts";
 import { ExtraInfoReq } from "./gen/extra_info_req.ts";
@@ -75,10 +76,24 @@ const KEEP_BUILDER_BELOW = 1 << 20;
 export class FrameEncoder {
   #builder = new flatbuffers.Builder(1024);
 
-  #entries(entries: readonly WireEntry[]): number[] {
+  *#entries(entries: readonly WireEntry[]): Steps<number[]> {
+    const offsets: number[] = [];
+    for (let at = 0; at < entries.length; at += STEP_ENTRIES) {
+      this.#entriesNow(entries, at, Math.min(entries.length, at + STEP_ENTRIES), offsets);
+      yield;
+    }
+    return offsets;
+  }
+
+  // A short list goes at once (callers check): a nested generator costs more than a few entries.
+  #entriesNow(
+    entries: readonly WireEntry[],
+    from: number,
+    to: number,
+    offsets: number[],
+  ): number[] {
     const b = this.#builder;
-    const offsets = new Array<number>(entries.length);
-    for (let i = 0; i < entries.length; i++) {
+    for (let i = from; i < to; i++) {
       const [name, value] = entries[i]!;
       const nameOffset = b.createString(name);
       const valueOffset = value === null ? 0 : b.createString(value);
@@ -149,12 +164,22 @@ export class FrameEncoder {
 
   /** `HttpReqCallResp { id, action }`. */
   reqCall(id: number, action: ReqCallAction): Uint8Array {
+    return runSteps(this.reqCallSteps(id, action));
+  }
+
+  /** {@linkcode reqCall} in pieces (see `runner/slicer.ts`); the builder is this call's. */
+  *reqCallSteps(id: number, action: ReqCallAction): Steps<Uint8Array> {
     const b = this.#builder;
     let type: Action = Action.NONE;
     let table = 0;
     if (action.kind === "stop") {
       const headers = action.headers.length
-        ? Stop.createHeadersVector(b, this.#entries(action.headers))
+        ? Stop.createHeadersVector(
+          b,
+          action.headers.length < STEP_ENTRIES
+            ? this.#entriesNow(action.headers, 0, action.headers.length, [])
+            : yield* this.#entries(action.headers),
+        )
         : 0;
       const body = action.body?.length ? b.createByteVector(action.body) : 0;
       Stop.startStop(b);
@@ -166,11 +191,28 @@ export class FrameEncoder {
     } else if (action.kind === "rewrite") {
       const path = action.path ? b.createString(action.path) : 0;
       const headers = action.headers.length
-        ? Rewrite.createHeadersVector(b, this.#entries(action.headers))
+        ? Rewrite.createHeadersVector(
+          b,
+          action.headers.length < STEP_ENTRIES
+            ? this.#entriesNow(action.headers, 0, action.headers.length, [])
+            : yield* this.#entries(action.headers),
+        )
         : 0;
-      const args = action.args.length ? Rewrite.createArgsVector(b, this.#entries(action.args)) : 0;
+      const args = action.args.length
+        ? Rewrite.createArgsVector(
+          b,
+          action.args.length < STEP_ENTRIES
+            ? this.#entriesNow(action.args, 0, action.args.length, [])
+            : yield* this.#entries(action.args),
+        )
+        : 0;
       const respHeaders = action.respHeaders.length
-        ? Rewrite.createRespHeadersVector(b, this.#entries(action.respHeaders))
+        ? Rewrite.createRespHeadersVector(
+          b,
+          action.respHeaders.length < STEP_ENTRIES
+            ? this.#entriesNow(action.respHeaders, 0, action.respHeaders.length, [])
+            : yield* this.#entries(action.respHeaders),
+        )
         : 0;
       const body = action.body?.length ? b.createByteVector(action.body) : 0;
       Rewrite.startRewrite(b);
@@ -196,9 +238,24 @@ export class FrameEncoder {
     headers: readonly WireEntry[],
     body: Uint8Array | null,
   ): Uint8Array {
+    return runSteps(this.respCallSteps(id, status, headers, body));
+  }
+
+  /** {@linkcode respCall} in pieces (see `runner/slicer.ts`); the builder is this call's. */
+  *respCallSteps(
+    id: number,
+    status: number,
+    headers: readonly WireEntry[],
+    body: Uint8Array | null,
+  ): Steps<Uint8Array> {
     const b = this.#builder;
     const headerVector = headers.length
-      ? HttpRespCallResp.createHeadersVector(b, this.#entries(headers))
+      ? HttpRespCallResp.createHeadersVector(
+        b,
+        headers.length < STEP_ENTRIES
+          ? this.#entriesNow(headers, 0, headers.length, [])
+          : yield* this.#entries(headers),
+      )
       : 0;
     const bodyVector = body?.length ? b.createByteVector(body) : 0;
     HttpRespCallResp.startHttpRespCallResp(b);

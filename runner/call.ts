@@ -6,10 +6,11 @@
  * @module
  */
 import { ByteWriter, encodeUtf8 } from "../api/bytes.ts";
-import type { Patch } from "../api/patch.ts";
+import { addScans, type Patch, type PatchScan } from "../api/patch.ts";
 import { Phase } from "../sandbox/messages.ts";
 import type { ChainLink } from "./conf_cache.ts";
 import type { CallContext, FailureCause } from "./plugin_host.ts";
+import { slicer } from "./slicer.ts";
 import type { RpcSpan } from "./tracing.ts";
 
 /** Asks APISIX one ExtraInfo question on the call's connection. */
@@ -120,6 +121,8 @@ export class CallState implements CallContext {
   async run(chain: readonly ChainLink[]): Promise<ChainResult> {
     let merged: Patch | null = null;
     let overlay: Uint8Array | null = null;
+    // The limits hold for the chain's patches together.
+    let size: PatchScan = { over: null, headers: 0, args: 0, responseHeaders: 0, replyBytes: 0 };
     for (let i = 0; i < chain.length; i++) {
       const link = chain[i]!;
       this.#current = link;
@@ -148,12 +151,20 @@ export class CallState implements CallContext {
         };
       }
       if (outcome.patch.empty) continue;
-      if (merged) merged.merge(outcome.patch);
+      const sum = addScans(size, outcome.size);
+      if (sum.over) {
+        const message = `the call was refused: the route's patches together ${sum.over}`;
+        link.host.refused(message);
+        if (link.host.settings.failure === "open") continue;
+        return { ok: false, plugin: link.host.settings.name, cause: "error", message };
+      }
+      size = sum;
+      if (merged) await slicer.run(merged.mergeSteps(outcome.patch));
       else merged = outcome.patch;
       if (merged.stop) break;
       if (i + 1 < chain.length) {
         const out = new ByteWriter(256);
-        merged.encode(out);
+        await slicer.run(merged.encodeSteps(out));
         overlay = out.take();
       }
     }

@@ -172,6 +172,14 @@ Deno.test("every mistake names the file, the key and what was expected", () => {
       /plugins\.mine\.failure: expected one of "closed", "open", got "maybe"/,
     ],
     [plugin({ logLinesPerSecond: -1 }), /plugins\.mine\.logLinesPerSecond: /],
+    [
+      plugin({ logBytesPerSecond: 1e9 }),
+      /plugins\.mine\.logBytesPerSecond: expected an integer from 0 to 67108864/,
+    ],
+    [
+      plugin({ maxQuestionsPerCall: 100_000 }),
+      /plugins\.mine\.maxQuestionsPerCall: expected an integer from 0 to 65536/,
+    ],
   ];
   for (const [value, expected] of cases) match(error(value), expected);
 });
@@ -196,4 +204,18 @@ Deno.test("loadConfig: an unreadable file and bad JSON are ConfigErrors naming t
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("the log byte budget and the question limit have defaults and can be set", () => {
+  const config = parseConfig({
+    bundled: false,
+    plugins: {
+      set: { module: "set.ts", logBytesPerSecond: 8192, maxQuestionsPerCall: 4 },
+      unset: { module: "unset.ts" },
+    },
+  }, "/etc/runner.json");
+  equal(config.plugins.get("set")!.logBytesPerSecond, 8192);
+  equal(config.plugins.get("set")!.maxQuestionsPerCall, 4);
+  equal(config.plugins.get("unset")!.logBytesPerSecond, 256 * 1024);
+  equal(config.plugins.get("unset")!.maxQuestionsPerCall, 256);
 });

@@ -29,7 +29,8 @@ import { CallState, ConnectionGoneError } from "./call.ts";
 import type { ChainLink, ConfCache } from "./conf_cache.ts";
 import { log } from "./log.ts";
 import type { PluginRegistry } from "./plugin_registry.ts";
-import { requestAction, responseHeaders } from "./reply.ts";
+import { requestActionSteps, responseHeadersSteps } from "./reply.ts";
+import { slicer } from "./slicer.ts";
 import { tracing } from "./tracing.ts";
 
 /** What a connection needs from the runner. */
@@ -318,13 +319,24 @@ export class Connection {
       patch = result.patch;
     }
     let reply: Uint8Array;
+    const encoder = this.#encoder;
+    // A large patch becomes a large reply: built in slices (see slicer.ts).
+    const steps = reqCall
+      ? (function* () {
+        return yield* encoder.reqCallSteps(id, yield* requestActionSteps(patch));
+      })()
+      : (function* () {
+        const resp = HttpRespCallReq.getRootAsHttpRespCallReq(new ByteBuffer(request));
+        const headers = yield* responseHeadersSteps(patch, resp);
+        return yield* encoder.respCallSteps(
+          id,
+          patch?.status ?? 0,
+          headers,
+          patch?.responseBody ?? null,
+        );
+      })();
     try {
-      reply = reqCall ? this.#encoder.reqCall(id, requestAction(patch)) : this.#encoder.respCall(
-        id,
-        patch?.status ?? 0,
-        responseHeaders(patch, HttpRespCallReq.getRootAsHttpRespCallReq(new ByteBuffer(request))),
-        patch?.responseBody ?? null,
-      );
+      reply = await slicer.run(steps);
     } catch (error) {
       if (!(error instanceof OversizeReplyError)) throw error;
       log.runner.warn("route {key}: {reason}; answered SERVICE_UNAVAILABLE", {

@@ -7,7 +7,7 @@
  * @module
  */
 import type { PluginSettings } from "./config.ts";
-import type { Carrier, Exit } from "./supervisor.ts";
+import type { BatchSink, Carrier, Exit } from "./supervisor.ts";
 import type { FailureCause } from "./plugin_host.ts";
 import type { WorkerInit } from "../sandbox/plugin_worker.ts";
 import { checkGrants, grantRoots } from "./grant_check.ts";
@@ -19,7 +19,7 @@ const WORKER_URL = new URL("../sandbox/plugin_worker.ts", import.meta.url);
 export function inlineCarrier(
   _key: string,
   plugins: readonly PluginSettings[],
-  onBatch: (slot: number, batch: Uint8Array) => void,
+  onBatch: BatchSink,
 ): Carrier {
   const settings = plugins[0]!;
   let worker: Worker | null = null;

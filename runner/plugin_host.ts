@@ -6,8 +6,9 @@
  * @module
  */
 import type { Logger } from "@logtape/logtape";
-import { ByteFormatError, decodeUtf8, encodeUtf8 } from "../api/bytes.ts";
-import { Patch } from "../api/patch.ts";
+import { ByteFormatError, type ByteReader, decodeUtf8, encodeUtf8 } from "../api/bytes.ts";
+import { Patch, type PatchScan, scanPatch, type Steps } from "../api/patch.ts";
+import { MAX_PAYLOAD } from "../protocol/frame.ts";
 import {
   type PrefetchList,
   type PrefetchQuestion,
@@ -21,11 +22,13 @@ import {
   Info,
   Kind,
   LogLevel,
+  messagesOf,
   Phase,
-  readMessages,
 } from "../sandbox/messages.ts";
 import type { PluginSettings } from "./config.ts";
 import { LineLimiter } from "./line_limiter.ts";
+import { LogGate } from "./log_gate.ts";
+import { slicer } from "./slicer.ts";
 import { pluginLogger } from "./log.ts";
 import { Histogram, OutcomeCounters } from "./metrics_core.ts";
 
@@ -42,7 +45,7 @@ export type FailureCause =
 
 /** The result of one plugin call. */
 export type CallOutcome =
-  | { ok: true; patch: Patch }
+  | { ok: true; patch: Patch; size: PatchScan }
   | { ok: false; cause: FailureCause; message: string };
 
 /** What a call needs from the APISIX connection it belongs to. */
@@ -105,6 +108,10 @@ interface PendingCall {
   sentAt: number;
   /** ExtraInfo questions of this call that APISIX has not answered yet. */
   asking: number;
+  /** ExtraInfo questions the worker asked during this call. */
+  questions: number;
+  /** The worker answered; the runner is still reading the answer (in slices). */
+  replied: boolean;
   /** Waiting for its prefetched answers before it can be admitted. */
   prefetching: boolean;
   answers: PrefetchedAnswer[] | null;
@@ -130,6 +137,22 @@ const MAX_BATCHES_IN_FLIGHT = 2;
 // A worker may send this many messages that match nothing per second before it is a flood.
 const MAX_STRAY_PER_SECOND = 10_000;
 const EMPTY = new Uint8Array();
+// Longest text kept from a Failed, ConfFailed or LoadFailed message (the worker cuts its own
+// texts shorter).
+const MAX_REASON_BYTES = 4096;
+/** Longest plugin log line the runner writes, in UTF-8 bytes (the rest is cut). */
+export const MAX_LOG_LINE_BYTES = 8192;
+// The longest Log message the worker runtime writes: 8,192 UTF-16 units and "…", each at most
+// three UTF-8 bytes. A longer one comes from a worker whose runtime was tampered with.
+const MAX_LOG_MESSAGE_BYTES = 3 * 8193;
+/** Longest variable name a plugin may ask APISIX for, in UTF-8 bytes. */
+export const MAX_VAR_NAME_BYTES = 1024;
+// Messages of a batch read between two chances to yield to the event loop.
+const MESSAGES_PER_STEP = 64;
+
+function cut(bytes: Uint8Array, max: number): string {
+  return bytes.length > max ? decodeUtf8(bytes.subarray(0, max)) + "…" : decodeUtf8(bytes);
+}
 
 function failure(cause: FailureCause, message: string): CallOutcome {
   return { ok: false, cause, message };
@@ -167,6 +190,13 @@ export class PluginHost {
   #strayWindow = 0;
   #strays = 0;
   #readyWaiter: { resolve(): void; reject(error: Error): void } | null = null;
+  // Batches that arrived while an earlier one was still being read (in slices), each with the
+  // sandbox generation it came from; null when nothing is being read.
+  #inbox: Array<[Uint8Array, number]> | null = null;
+  #draining: Promise<void> | null = null;
+  // Bumped when a sandbox goes: what it sent and the runner has not read yet is dropped.
+  #generation = 0;
+  #logGate: LogGate;
   // Lines logged once per failed call share the plugin's console budget, so a plugin that fails
   // every request cannot flood the runner's log.
   #callLines: LineLimiter;
@@ -182,6 +212,21 @@ export class PluginHost {
           "{held} more failed calls not logged (over {perSecond} lines per second); " +
             "see a6_plugin_calls_total",
           { held, perSecond },
+        ),
+    );
+    this.#logGate = new LogGate(
+      () => this.settings.logLinesPerSecond,
+      () => this.settings.logBytesPerSecond,
+      (lines, bytes) =>
+        this.log.warn(
+          "dropped {lines} log lines ({bytes} bytes) over the limit of {perSecond} lines and " +
+            "{bytesPerSecond} bytes per second",
+          {
+            lines,
+            bytes,
+            perSecond: this.settings.logLinesPerSecond,
+            bytesPerSecond: this.settings.logBytesPerSecond,
+          },
         ),
     );
   }
@@ -233,6 +278,7 @@ export class PluginHost {
    */
   detach(cause: FailureCause, message: string): void {
     this.#link = null;
+    this.#generation++;
     this.#readyWaiter?.reject(new Error(message));
     this.#readyWaiter = null;
     const sent = this.#calls.list().filter((call) => call.sent);
@@ -357,6 +403,8 @@ export class PluginHost {
         sent: false,
         sentAt: 0,
         asking: 0,
+        questions: 0,
+        replied: false,
         prefetching: false,
         answers: null,
         queued: false,
@@ -519,6 +567,9 @@ export class PluginHost {
           this.log.warn("{message}: the call alone is cancelled", { message });
         }
         this.#sendCancel(call);
+      } else if (call.replied) {
+        // The worker answered in time; reading its large answer took the runner past the
+        // deadline: nothing to kill.
       } else if (now - call.sentAt >= this.settings.timeoutMs / 2) {
         expired = message;
       } else {
@@ -557,122 +608,173 @@ export class PluginHost {
     this.#link(this.#out.take());
   }
 
-  /** Handles a batch from the worker. Anything malformed makes the supervisor kill it. */
-  receive(batch: Uint8Array): void {
+  /**
+   * Handles a batch from the worker; anything malformed makes the supervisor kill it. A batch is
+   * read in slices (see `slicer.ts`): while one is being read, later ones wait in order, and
+   * the returned promise (undefined when the batch was read at once) resolves when they all
+   * are; the carrier reads no more from the sandbox until then.
+   */
+  receive(batch: Uint8Array): Promise<void> | undefined {
+    if (this.#inbox) {
+      this.#inbox.push([batch, this.#generation]);
+      return this.#draining!;
+    }
+    const done = slicer.run(this.#read(batch, this.#generation));
+    if (!(done instanceof Promise)) return undefined;
+    this.#inbox = [];
+    return this.#draining = this.#drain(done);
+  }
+
+  async #drain(first: Promise<void>): Promise<void> {
+    await first;
+    for (let next = this.#inbox!.shift(); next; next = this.#inbox!.shift()) {
+      await slicer.run(this.#read(next[0], next[1]));
+    }
+    this.#inbox = null;
+    this.#draining = null;
+  }
+
+  *#read(batch: Uint8Array, generation: number): Steps<void> {
+    if (generation !== this.#generation) return;
     try {
-      readMessages(batch, (kind, body) => {
-        switch (kind) {
-          case Kind.Result: {
-            const call = this.#calls.get(body.u32());
-            if (!call || !call.sent) return this.#stray();
-            const patch = Patch.decode(body.rest());
-            this.#checkPatch(patch);
-            this.#settleCall(call, { ok: true, patch });
-            return;
-          }
-          case Kind.Failed: {
-            const call = this.#calls.get(body.u32());
-            const cause = body.u8();
-            const text = decodeUtf8(body.rest());
-            if (!call || !call.sent) return this.#stray();
-            if (cause === FailCause.UnknownConf) {
-              this.#settleCall(call, failure("bad_conf", "the conf was rejected by parseConf"));
-            } else {
-              if (this.#callLines.allow()) {
-                this.log.warn("call failed: {reason}", {
-                  reason: text.split("\n")[0]!,
-                  error: text,
-                });
-              }
-              this.#settleCall(
-                call,
-                failure(cause === FailCause.Denied ? "denied" : "error", text.split("\n")[0]!),
-              );
-            }
-            return;
-          }
-          case Kind.Ask:
-            return this.#ask(body.u32(), body.u32(), body.u8(), decodeUtf8(body.rest()));
-          case Kind.Ack:
-            if (this.#batchesInFlight === 0) throw new ByteFormatError("acknowledged no batch");
-            this.#batchesInFlight--;
-            if (this.#out.length) this.#queueFlush();
-            return;
-          case Kind.ConfOk:
-          case Kind.ConfFailed: {
-            const id = body.u32();
-            const pending = this.#confsPending.get(id);
-            if (!pending) {
-              const reason = kind === Kind.ConfFailed ? decodeUtf8(body.rest()) : "";
-              // A conf replayed into a restarted sandbox: drop it if it no longer parses.
-              const handle = this.#confsById.get(id);
-              if (kind === Kind.ConfFailed && handle) {
-                this.log.warn("a conf no longer parses after a restart: {reason}", { reason });
-                this.counters.add("bad_conf");
-                this.#confsById.delete(handle.id);
-              }
-              return;
-            }
-            // Read before the parse is taken off the list: a malformed list is a violation that
-            // kills the sandbox, and the parse must wait for the next one, not hang.
-            const result: ConfResult = kind === Kind.ConfOk
-              ? { ok: true, prefetch: readPrefetch(body) }
-              : { ok: false, cause: "bad_conf", message: decodeUtf8(body.rest()) };
-            this.#confsPending.delete(id);
-            pending.settle(result);
-            return;
-          }
-          case Kind.Log: {
-            const level = body.u8();
-            const line = decodeUtf8(body.rest());
-            if (level === LogLevel.Error) this.log.error(line);
-            else if (level === LogLevel.Warn) this.log.warn(line);
-            else if (level === LogLevel.Info) this.log.info(line);
-            else this.log.debug(line);
-            return this.#strayIfFlooding();
-          }
-          case Kind.Ready: {
-            const flags = body.u8();
-            this.filters = { request: (flags & 1) !== 0, response: (flags & 2) !== 0 };
-            this.#readyWaiter?.resolve();
-            this.#readyWaiter = null;
-            return;
-          }
-          case Kind.LoadFailed: {
-            const reason = decodeUtf8(body.rest());
-            this.#readyWaiter?.reject(new Error(reason));
-            this.#readyWaiter = null;
-            return;
-          }
-          default:
-            throw new ByteFormatError(`unknown message kind ${kind}`);
-        }
-      });
+      // An empty batch carries nothing: a stream of them is a flood like any other.
+      if (batch.length === 0) this.#stray();
+      let count = 0;
+      for (const [kind, body] of messagesOf(batch)) {
+        yield* this.#message(kind, body);
+        // The sandbox was killed meanwhile: the rest of what it sent is not read.
+        if (generation !== this.#generation) return;
+        if (++count % MESSAGES_PER_STEP === 0) yield;
+      }
     } catch (error) {
+      if (generation !== this.#generation) return;
       const message = `protocol violation: ${(error as Error).message}`;
       this.#events.kill(this, "violation", message);
     }
   }
 
-  /** A patch must describe something APISIX accepts; the worker's view code ensures it. */
-  #checkPatch(patch: Patch): void {
-    const path = patch.path;
-    if (path && (path.length === 0 || path[0] !== 0x2f || path.includes(0x3f))) {
-      throw new ByteFormatError("a rewritten path must start with / and have no ?");
-    }
-    for (const [name, value] of patch.responseHeaders ?? []) {
-      if (name.length === 0 || value.includes(0x0a) || value.includes(0x0d)) {
-        throw new ByteFormatError("a response header is empty or contains CR/LF");
+  *#message(kind: number, body: ByteReader): Steps<void> {
+    switch (kind) {
+      case Kind.Result: {
+        const call = this.#calls.get(body.u32());
+        if (!call || !call.sent) return this.#stray();
+        const bytes = body.rest();
+        call.replied = true;
+        // Lengths and counts first: a patch over the limits is refused before it costs more.
+        const size = yield* scanPatch(bytes, call.phase === Phase.Response, MAX_PAYLOAD);
+        if (size.over) return this.#refuse(call, `its patch ${size.over}`);
+        const patch = yield* Patch.decodeSteps(bytes);
+        // Settled while it was decoded (a deadline, the client went away).
+        if (this.#calls.get(call.id) !== call) return;
+        this.#settleCall(call, { ok: true, patch, size });
+        return;
       }
-    }
-    for (const [name, values] of patch.headers ?? []) {
-      if (
-        name === "" || /[\r\n]/.test(name) ||
-        values.some((v) => v.includes(0x0a) || v.includes(0x0d))
-      ) {
-        throw new ByteFormatError("a header name is empty or a header contains CR/LF");
+      case Kind.Failed: {
+        const call = this.#calls.get(body.u32());
+        const cause = body.u8();
+        const text = cut(body.rest(), MAX_REASON_BYTES);
+        if (!call || !call.sent) return this.#stray();
+        if (cause === FailCause.UnknownConf) {
+          this.#settleCall(call, failure("bad_conf", "the conf was rejected by parseConf"));
+        } else {
+          if (this.#callLines.allow()) {
+            this.log.warn("call failed: {reason}", {
+              reason: text.split("\n")[0]!,
+              error: text,
+            });
+          }
+          this.#settleCall(
+            call,
+            failure(cause === FailCause.Denied ? "denied" : "error", text.split("\n")[0]!),
+          );
+        }
+        return;
       }
+      case Kind.Ask:
+        return this.#ask(body.u32(), body.u32(), body.u8(), body.rest());
+      case Kind.Ack:
+        if (this.#batchesInFlight === 0) throw new ByteFormatError("acknowledged no batch");
+        this.#batchesInFlight--;
+        if (this.#out.length) this.#queueFlush();
+        return;
+      case Kind.ConfOk:
+      case Kind.ConfFailed: {
+        const id = body.u32();
+        const pending = this.#confsPending.get(id);
+        if (!pending) {
+          this.#stray();
+          const reason = kind === Kind.ConfFailed ? cut(body.rest(), MAX_REASON_BYTES) : "";
+          // A conf replayed into a restarted sandbox: drop it if it no longer parses.
+          const handle = this.#confsById.get(id);
+          if (kind === Kind.ConfFailed && handle) {
+            this.log.warn("a conf no longer parses after a restart: {reason}", { reason });
+            this.counters.add("bad_conf");
+            this.#confsById.delete(handle.id);
+          }
+          return;
+        }
+        // Read before the parse is taken off the list: a malformed list is a violation that
+        // kills the sandbox, and the parse must wait for the next one, not hang.
+        const result: ConfResult = kind === Kind.ConfOk
+          ? { ok: true, prefetch: readPrefetch(body) }
+          : { ok: false, cause: "bad_conf", message: cut(body.rest(), MAX_REASON_BYTES) };
+        this.#confsPending.delete(id);
+        pending.settle(result);
+        return;
+      }
+      case Kind.Log: {
+        // Every log message counts towards the flood limit, also the ones dropped below.
+        this.#strayIfFlooding();
+        const level = body.u8();
+        if (body.remaining > MAX_LOG_MESSAGE_BYTES) {
+          throw new ByteFormatError(
+            `a log message of ${body.remaining} bytes, longer than any the worker runtime writes`,
+          );
+        }
+        if (!this.#logGate.allow(Math.min(body.remaining, MAX_LOG_LINE_BYTES))) return;
+        const line = cut(body.rest(), MAX_LOG_LINE_BYTES);
+        if (level === LogLevel.Error) this.log.error(line);
+        else if (level === LogLevel.Warn) this.log.warn(line);
+        else if (level === LogLevel.Info) this.log.info(line);
+        else this.log.debug(line);
+        return;
+      }
+      case Kind.Ready: {
+        if (!this.#readyWaiter) return this.#stray();
+        const flags = body.u8();
+        this.filters = { request: (flags & 1) !== 0, response: (flags & 2) !== 0 };
+        this.#readyWaiter.resolve();
+        this.#readyWaiter = null;
+        return;
+      }
+      case Kind.LoadFailed: {
+        if (!this.#readyWaiter) return this.#stray();
+        const reason = cut(body.rest(), MAX_REASON_BYTES);
+        this.#readyWaiter.reject(new Error(reason));
+        this.#readyWaiter = null;
+        return;
+      }
+      default:
+        throw new ByteFormatError(`unknown message kind ${kind}`);
     }
+  }
+
+  /** Logs (within the per-call line limit) that a call of this plugin was refused. */
+  refused(message: string): void {
+    if (this.#callLines.allow()) {
+      this.log.warn("{message}; nothing was sent to APISIX", { message });
+    }
+  }
+
+  /**
+   * Fails one call for what the plugin sent in it (over a limit): its own error, logged; the
+   * sandbox and its other calls are untouched, and the worker drops the call if it still runs.
+   */
+  #refuse(call: PendingCall, reason: string): void {
+    const message = `the call was refused: ${reason}`;
+    this.refused(message);
+    this.#settleCall(call, failure("error", message));
+    this.#sendCancel(call);
   }
 
   #stray(): void {
@@ -690,7 +792,7 @@ export class PluginHost {
     if (++this.#strays > limit) throw new ByteFormatError("message flood");
   }
 
-  #ask(callId: number, askId: number, info: number, name: string): void {
+  #ask(callId: number, askId: number, info: number, nameBytes: Uint8Array): void {
     const call = this.#calls.get(callId);
     if (!call || !call.sent) return this.#stray();
     const kind = info === Info.Var
@@ -701,6 +803,20 @@ export class PluginHost {
       ? "respBody"
       : null;
     if (!kind) throw new ByteFormatError(`unknown ExtraInfo kind ${info}`);
+    const limit = this.settings.maxQuestionsPerCall;
+    if (++call.questions > limit) {
+      return this.#refuse(
+        call,
+        `it asked more than ${limit} ExtraInfo questions (maxQuestionsPerCall)`,
+      );
+    }
+    if (nameBytes.length > MAX_VAR_NAME_BYTES) {
+      return this.#refuse(
+        call,
+        `it asked for a variable name of ${nameBytes.length} bytes, more than ${MAX_VAR_NAME_BYTES}`,
+      );
+    }
+    const name = decodeUtf8(nameBytes);
     call.asking++;
     call.ctx.ask(kind, name).then((answer) => {
       call.asking--;

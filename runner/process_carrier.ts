@@ -18,7 +18,7 @@ import { checkGrants, type GrantPaths, grantRoots } from "./grant_check.ts";
 import { log } from "./log.ts";
 import { generatedConfigFile, packageProblem } from "./packages.ts";
 import type { FailureCause } from "./plugin_host.ts";
-import type { Carrier, Exit } from "./supervisor.ts";
+import type { BatchSink, Carrier, Exit } from "./supervisor.ts";
 import { workerPermissions } from "./worker_permissions.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -273,7 +273,7 @@ let canReadProc: boolean | null = null;
 export function processCarrier(
   key: string,
   plugins: readonly PluginSettings[],
-  onBatch: (slot: number, batch: Uint8Array) => void,
+  onBatch: BatchSink,
 ): Carrier {
   let child: Deno.ChildProcess | null = null;
   let writer: ChannelWriter | null = null;
@@ -426,7 +426,9 @@ export function processCarrier(
             `plugin ${name}: ${event.message}`,
           );
         } else if (frame.slot < plugins.length) {
-          onBatch(frame.slot, frame.batch);
+          // Back-pressure: while the runner still reads earlier batches, the sandbox waits.
+          const reading = onBatch(frame.slot, frame.batch);
+          if (reading) await reading;
         } else {
           kill("violation", `a batch from unknown slot ${frame.slot}`);
         }

@@ -4,7 +4,7 @@
  * @module
  */
 import { decodeLatin1, encodeLatin1 } from "../api/bytes.ts";
-import type { Patch } from "../api/patch.ts";
+import { type Patch, runSteps, STEP_ENTRIES, type Steps } from "../api/patch.ts";
 import { isHopByHopOrLength } from "../protocol/apisix_rules.ts";
 import type { ReqCallAction, WireEntry } from "../protocol/encode.ts";
 import type { HttpRespCallReq } from "../protocol/gen/http_resp_call_req.ts";
@@ -32,7 +32,13 @@ function join(values: Uint8Array[]): Uint8Array {
 
 /** The HTTPReqCall action for a merged patch (`null`: no plugin changed anything). */
 export function requestAction(patch: Patch | null): ReqCallAction {
+  return runSteps(requestActionSteps(patch));
+}
+
+/** {@linkcode requestAction} in pieces (see `slicer.ts`). */
+export function* requestActionSteps(patch: Patch | null): Steps<ReqCallAction> {
   if (!patch) return { kind: "none" };
+  let step = 0;
   if (patch.stop) {
     return {
       kind: "stop",
@@ -46,6 +52,11 @@ export function requestAction(patch: Patch | null): ReqCallAction {
     // APISIX sets request headers (a repeated name would overwrite): one entry per name, the
     // values joined; no value deletes.
     headers.push([encodeLatin1(name), values.length ? join(values) : null]);
+    step += values.length + 1;
+    if (step >= STEP_ENTRIES) {
+      step = 0;
+      yield;
+    }
   }
   const args: WireEntry[] = [];
   for (const [name, values] of patch.args ?? []) {
@@ -54,6 +65,11 @@ export function requestAction(patch: Patch | null): ReqCallAction {
     // deletes, so a value-less arg kept beside a change goes as an empty value.
     if (values.length === 0) args.push([key, null]);
     for (const value of values) args.push([key, value ?? EMPTY]);
+    step += values.length + 1;
+    if (step >= STEP_ENTRIES) {
+      step = 0;
+      yield;
+    }
   }
   const respHeaders = patch.responseHeaders ?? [];
   if (
@@ -83,10 +99,20 @@ export function isDroppedResponseHeader(name: string): boolean {
  * (PROTOCOL.md §5.3).
  */
 export function responseHeaders(patch: Patch | null, req: HttpRespCallReq): WireEntry[] {
+  return runSteps(responseHeadersSteps(patch, req));
+}
+
+/** {@linkcode responseHeaders} in pieces (see `slicer.ts`). */
+export function* responseHeadersSteps(
+  patch: Patch | null,
+  req: HttpRespCallReq,
+): Steps<WireEntry[]> {
   const out: WireEntry[] = [];
+  let step = 0;
   const changed = patch?.headers ?? null;
   const entry = new TextEntry();
   for (let i = 0; i < req.headersLength(); i++) {
+    if (i % STEP_ENTRIES === STEP_ENTRIES - 1) yield;
     req.headers(i, entry);
     const name = entry.name(Encoding.UTF8_BYTES) as Uint8Array | null;
     if (!name) continue;
@@ -98,6 +124,11 @@ export function responseHeaders(patch: Patch | null, req: HttpRespCallReq): Wire
     if (isHopByHopOrLength(name)) continue;
     const key = encodeLatin1(name);
     for (const value of values) out.push([key, value]);
+    step += values.length + 1;
+    if (step >= STEP_ENTRIES) {
+      step = 0;
+      yield;
+    }
   }
   return out;
 }

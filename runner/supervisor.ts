@@ -31,11 +31,17 @@ export interface Carrier {
   readonly pid: number | null;
 }
 
+/**
+ * Receives a batch a worker sent; a returned promise asks the carrier to read nothing more from
+ * the sandbox until it resolves (the runner is still reading earlier batches, in slices).
+ */
+export type BatchSink = (slot: number, batch: Uint8Array) => Promise<void> | undefined;
+
 /** Creates a carrier for a supervisor's plugins; `onBatch` receives what the workers send. */
 export type CarrierFactory = (
   key: string,
   plugins: readonly PluginSettings[],
-  onBatch: (slot: number, batch: Uint8Array) => void,
+  onBatch: BatchSink,
 ) => Carrier;
 
 /** Crashes within {@linkcode CRASH_WINDOW_MS} that make a sandbox's plugins unavailable. */

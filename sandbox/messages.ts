@@ -76,6 +76,17 @@ export class BatchWriter {
   /** Finishes the message begun last. */
   end(): void {
     this.out.patchU32(this.#start, this.out.length - this.#start - 4);
+    this.#start = -1;
+  }
+
+  /**
+   * Drops the message begun last and not ended (writing it threw half-way), so the batch stays
+   * well formed; does nothing when no message is open.
+   */
+  abort(): void {
+    if (this.#start < 0) return;
+    this.out.truncate(this.#start);
+    this.#start = -1;
   }
 
   /** Bytes in the batch. */
@@ -99,6 +110,14 @@ export function readMessages(
   batch: Uint8Array,
   onMessage: (kind: number, body: ByteReader) => void,
 ): void {
+  for (const [kind, body] of messagesOf(batch)) onMessage(kind, body);
+}
+
+/**
+ * The messages of a batch, one at a time, as `[kind, body]`; throws ByteFormatError when it
+ * reaches a malformed one. The body reader is reused for the next message.
+ */
+export function* messagesOf(batch: Uint8Array): Generator<[number, ByteReader], void, void> {
   const reader = new ByteReader(batch);
   let next = 0;
   while (next < batch.length) {
@@ -110,6 +129,6 @@ export function readMessages(
     next = start + length;
     reader.offset = start;
     reader.end = next;
-    onMessage(reader.u8(), reader);
+    yield [reader.u8(), reader];
   }
 }

@@ -177,6 +177,9 @@ class WorkerCall implements CallHost {
       patch.encode(out.out);
       out.end();
     } catch (error) {
+      // Encoding threw half-way (a list over the limits, a value whose getter throws): drop the
+      // half-written message, so that the batch stays well formed and only this call fails.
+      out.abort();
       this.fail(error);
     }
   }
@@ -184,11 +187,18 @@ class WorkerCall implements CallHost {
   fail(error: unknown): void {
     calls.delete(this.id);
     if (this.cancelled) return;
-    const cause =
-      error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied
-        ? FailCause.Denied
-        : FailCause.Error;
-    out.begin(Kind.Failed).u32(this.id).u8(cause).rawUtf8(errorText(error).slice(0, 4096));
+    let cause: number = FailCause.Error;
+    try {
+      if (
+        error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied
+      ) {
+        cause = FailCause.Denied;
+      }
+    } catch {
+      // A proxy whose prototype trap throws: an error like any other.
+    }
+    const text = errorText(error).slice(0, 4096);
+    out.begin(Kind.Failed).u32(this.id).u8(cause).rawUtf8(text);
     out.end();
   }
 }

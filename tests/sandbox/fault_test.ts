@@ -217,16 +217,20 @@ Deno.test({
         },
       );
 
-      await t.step("a reply over 16 MiB: SERVICE_UNAVAILABLE, never a bad frame", async () => {
-        const { conn, token } = await route("big_reply");
-        const { reply } = await timed(conn, token, true);
-        deepEqual(reply, CLOSED);
-        await h.waitForLine(/answered SERVICE_UNAVAILABLE/);
-        // The connection is still in step: the next call on it is answered normally.
-        equal(stopBody((await timed(conn, token, false)).reply), "alive");
-        equal(h.supervisor("big_reply").restarts, 0);
-        await say.check();
-      });
+      await t.step(
+        "a reply over 16 MiB: refused unread, SERVICE_UNAVAILABLE, never a bad frame",
+        async () => {
+          const { conn, token } = await route("big_reply");
+          const { reply } = await timed(conn, token, true);
+          deepEqual(reply, CLOSED);
+          // Refused from the patch's own lengths, before it was decoded or encoded.
+          await h.waitForLine(/big_reply.*refused: its patch makes a reply of more than 16777215/);
+          // The connection is still in step: the next call on it is answered normally.
+          equal(stopBody((await timed(conn, token, false)).reply), "alive");
+          equal(h.supervisor("big_reply").restarts, 0);
+          await say.check();
+        },
+      );
 
       await t.step(
         "a killed sandbox: confs are parsed again before the calls waiting on them",
