@@ -52,7 +52,7 @@ import { IGNORED_RESPONSE_HEADERS } from "./protocol/apisix_rules.ts";
 import { FrameEncoder } from "./protocol/encode.ts";
 import { HttpReqCallReq } from "./protocol/gen/http_req_call_req.ts";
 import { HttpRespCallReq } from "./protocol/gen/http_resp_call_req.ts";
-import { requestAction, responseHeaders } from "./runner/reply.ts";
+import { requestAction, responseHeaders } from "./api/reply.ts";
 import {
   decodeReqCallReply,
   decodeRespCallReply,

@@ -29,7 +29,7 @@ import { CallState, ConnectionGoneError } from "./call.ts";
 import type { ChainLink, ConfCache } from "./conf_cache.ts";
 import { log } from "./log.ts";
 import type { PluginRegistry } from "./plugin_registry.ts";
-import { requestAction, responseHeaders } from "./reply.ts";
+import { requestAction, responseHeaders } from "../api/reply.ts";
 import { tracing } from "./tracing.ts";
 
 /** What a connection needs from the runner. */
