@@ -27,7 +27,7 @@ const newPlugin = (args: string[], cwd: string) =>
     ...args,
   ], cwd);
 
-const hasTestKit = await Deno.stat(`${ROOT}/testing.ts`).then(() => true, () => false);
+const hasTestKit = await Deno.stat(`${ROOT}/testing/mod.ts`).then(() => true, () => false);
 
 Deno.test("new-plugin scaffolds a plugin that loads, takes its conf and passes its test", async () => {
   const dir = await Deno.makeTempDir({ prefix: "a6-new-" });

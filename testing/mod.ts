@@ -40,19 +40,19 @@
  * @module
  */
 import { ByteBuffer } from "flatbuffers";
-import { ArgStore } from "./api/args.ts";
-import { ByteWriter, decodeUtf8, encodeUtf8 } from "./api/bytes.ts";
-import { assertPlugin, defaultParseConf } from "./api/define.ts";
-import { HeaderStore } from "./api/headers.ts";
-import { Patch } from "./api/patch.ts";
-import { checkPrefetch, type PrefetchList, prefetchQuestions } from "./api/prefetch.ts";
-import type { ArgMap, HeaderMap, HttpMethod, Plugin } from "./api/types.ts";
-import { type CallHost, RequestView, ResponseWriter, UpstreamResponseView } from "./api/views.ts";
-import { IGNORED_RESPONSE_HEADERS } from "./protocol/apisix_rules.ts";
-import { FrameEncoder } from "./protocol/encode.ts";
-import { HttpReqCallReq } from "./protocol/gen/http_req_call_req.ts";
-import { HttpRespCallReq } from "./protocol/gen/http_resp_call_req.ts";
-import { requestAction, responseHeaders } from "./api/reply.ts";
+import { ArgStore } from "../api/args.ts";
+import { ByteWriter, decodeUtf8, encodeUtf8 } from "../api/bytes.ts";
+import { assertPlugin, defaultParseConf } from "../api/define.ts";
+import { HeaderStore } from "../api/headers.ts";
+import { Patch } from "../api/patch.ts";
+import { checkPrefetch, type PrefetchList, prefetchQuestions } from "../api/prefetch.ts";
+import type { ArgMap, HeaderMap, HttpMethod, Plugin } from "../api/types.ts";
+import { type CallHost, RequestView, ResponseWriter, UpstreamResponseView } from "../api/views.ts";
+import { IGNORED_RESPONSE_HEADERS } from "../protocol/apisix_rules.ts";
+import { FrameEncoder } from "../protocol/encode.ts";
+import { HttpReqCallReq } from "../protocol/gen/http_req_call_req.ts";
+import { HttpRespCallReq } from "../protocol/gen/http_resp_call_req.ts";
+import { requestAction, responseHeaders } from "../api/reply.ts";
 import {
   decodeReqCallReply,
   decodeRespCallReply,
@@ -61,7 +61,7 @@ import {
   parseIp,
   parseQuery,
   type TextPair,
-} from "./testing/wire.ts";
+} from "./wire.ts";
 
 // The plugin API's types, so that everything this module's signatures mention is reachable here.
 export type {
@@ -72,7 +72,7 @@ export type {
   PluginRequest,
   PluginResponse,
   UpstreamResponse,
-} from "./api/types.ts";
+} from "../api/types.ts";
 
 /**
  * A client request as a unit test describes it. Every field is optional: the default is
