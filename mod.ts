@@ -44,6 +44,7 @@
  * @module
  */
 export { definePlugin } from "./api/define.ts";
+export { isIgnoredResponseHeader } from "./api/headers.ts";
 export type {
   ArgMap,
   HeaderMap,

@@ -4,7 +4,37 @@
  *
  * @module
  */
+import { IGNORED_RESPONSE_HEADERS } from "../protocol/apisix_rules.ts";
 import type { HeaderMap } from "./types.ts";
+
+/**
+ * Whether APISIX ignores a response header that a request-phase plugin adds to a proxied
+ * response (`res.headers` without `status` or `body`): Content-Type, Content-Length, Location
+ * and the other headers its proxy sets itself. The runner drops such a header with a warning;
+ * a plugin can refuse a conf that asks for one instead. `name` is compared case-insensitively.
+ *
+ * @example Refusing a conf that names a header APISIX would ignore
+ * ```ts
+ * import { definePlugin, isIgnoredResponseHeader } from "@apisix/deno-plugin-runner";
+ *
+ * export default definePlugin<{ header: string }>({
+ *   name: "tag-response",
+ *   parseConf(raw) {
+ *     const conf = JSON.parse(raw);
+ *     if (isIgnoredResponseHeader(conf.header)) {
+ *       throw new TypeError(`APISIX ignores ${conf.header} on a proxied response`);
+ *     }
+ *     return conf;
+ *   },
+ *   requestFilter(conf, _req, res) {
+ *     res.headers.set(conf.header, "tagged");
+ *   },
+ * });
+ * ```
+ */
+export function isIgnoredResponseHeader(name: string): boolean {
+  return IGNORED_RESPONSE_HEADERS.has(name.toLowerCase());
+}
 
 // RFC 9110 token characters.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;

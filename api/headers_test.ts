@@ -1,5 +1,5 @@
 import { deepEqual, equal, throws } from "node:assert/strict";
-import { HeaderStore } from "./headers.ts";
+import { HeaderStore, isIgnoredResponseHeader } from "./headers.ts";
 
 Deno.test("HeaderStore matches names case-insensitively and keeps every value in order", () => {
   const headers = new HeaderStore([["X-Req", "foo"], ["x-req", "bar"], ["Accept", "*/*"]]);
@@ -75,4 +75,13 @@ Deno.test("HeaderStore.restore replaces values without counting as a change", ()
 Deno.test("HeaderStore shows its entries when inspected", () => {
   const headers = new HeaderStore([["X-A", "1"], ["x-a", "2"]]);
   equal(Deno.inspect(headers), 'Headers { "x-a": [ "1", "2" ] }');
+});
+
+Deno.test("isIgnoredResponseHeader names the headers APISIX's proxy sets itself, any case", () => {
+  for (const name of ["Content-Type", "content-length", "LOCATION", "Server"]) {
+    equal(isIgnoredResponseHeader(name), true, name);
+  }
+  for (const name of ["x-added", "cache-control", "set-cookie"]) {
+    equal(isIgnoredResponseHeader(name), false, name);
+  }
 });

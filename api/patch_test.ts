@@ -99,7 +99,7 @@ import {
 } from "./patch.ts";
 import { ok } from "node:assert/strict";
 import { FrameEncoder } from "../protocol/encode.ts";
-import { requestAction } from "../runner/reply.ts";
+import { requestAction } from "./reply.ts";
 
 function bytesOf(patch: Patch): Uint8Array {
   const out = new ByteWriter(16);

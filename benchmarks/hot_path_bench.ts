@@ -8,7 +8,7 @@ import { ByteWriter } from "../api/bytes.ts";
 import { Patch } from "../api/patch.ts";
 import { FrameEncoder } from "../protocol/encode.ts";
 import { HTTP_REQ_CALL_REQ, verifyRoot } from "../protocol/verify.ts";
-import { requestAction } from "../runner/reply.ts";
+import { requestAction } from "../api/reply.ts";
 import { encodeReqCall } from "../tests/support/apisix.ts";
 
 const request = encodeReqCall({

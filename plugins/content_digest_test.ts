@@ -1,5 +1,5 @@
 import { deepEqual, equal, rejects } from "node:assert/strict";
-import { assertNone, assertRewrite, assertStop, testChain, testPlugin } from "../testing.ts";
+import { assertNone, assertRewrite, assertStop, testChain, testPlugin } from "../testing/mod.ts";
 import contentDigest, { parseContentDigest } from "./content_digest.ts";
 import bodyRewrite from "./request_body_rewrite.ts";
 

@@ -1,5 +1,5 @@
 import { deepEqual, equal, rejects } from "node:assert/strict";
-import { assertNone, assertStop, testPlugin } from "../testing.ts";
+import { assertNone, assertStop, testPlugin } from "../testing/mod.ts";
 import faultInjection, { type Chance, createFaultInjection } from "./fault_injection.ts";
 
 /** Randomness that returns the given values in turn, and records waits. */

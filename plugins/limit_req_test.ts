@@ -1,5 +1,5 @@
 import { deepEqual, equal, rejects } from "node:assert/strict";
-import { assertNone, assertStop, testPlugin } from "../testing.ts";
+import { assertNone, assertStop, testPlugin } from "../testing/mod.ts";
 import limitReq, { Buckets, type Clock, createLimitReq } from "./limit_req.ts";
 
 /** A clock that only moves when told to, recording the waits the plugin asks for. */

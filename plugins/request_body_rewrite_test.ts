@@ -1,5 +1,5 @@
 import { deepEqual, equal, rejects } from "node:assert/strict";
-import { assertRewrite, testChain, testPlugin } from "../testing.ts";
+import { assertRewrite, testChain, testPlugin } from "../testing/mod.ts";
 import bodyRewrite from "./request_body_rewrite.ts";
 import say from "./say.ts";
 import { definePlugin } from "../mod.ts";

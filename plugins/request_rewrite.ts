@@ -25,8 +25,7 @@
  *
  * @module
  */
-import { definePlugin, type PluginRequest } from "../mod.ts";
-import { IGNORED_RESPONSE_HEADERS } from "../protocol/apisix_rules.ts";
+import { definePlugin, isIgnoredResponseHeader, type PluginRequest } from "../mod.ts";
 import { ConfError, fail, Fields, headerName, headerPairs, toByteString } from "./conf_reader.ts";
 import { fetchVars, MAX_PREFETCH_VARS, VarTemplate } from "./var_template.ts";
 
@@ -114,7 +113,7 @@ function parse(raw: string): RequestRewriteConf {
   if (response) {
     responseHeaders = templates(headerPairs(response), response);
     for (const [name] of responseHeaders) {
-      if (IGNORED_RESPONSE_HEADERS.has(name)) {
+      if (isIgnoredResponseHeader(name)) {
         throw new ConfError(
           `response_headers.${name}: APISIX ignores this header on a proxied response ` +
             "(use response-rewrite in ext-plugin-post-resp to change it)",

@@ -1,5 +1,5 @@
 import { deepEqual, equal, rejects } from "node:assert/strict";
-import { assertNone, assertRewrite, testPlugin } from "../testing.ts";
+import { assertNone, assertRewrite, testPlugin } from "../testing/mod.ts";
 import rewrite from "./request_rewrite.ts";
 
 Deno.test("request-rewrite sets path and host, keeping the query", async () => {

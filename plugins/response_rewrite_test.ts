@@ -1,5 +1,5 @@
 import { deepEqual, equal, rejects } from "node:assert/strict";
-import { testChain, testPlugin } from "../testing.ts";
+import { testChain, testPlugin } from "../testing/mod.ts";
 import responseRewrite, { compileFilter, expandReplacement } from "./response_rewrite.ts";
 
 const upstream = {

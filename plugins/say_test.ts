@@ -1,5 +1,5 @@
 import { deepEqual, equal, rejects } from "node:assert/strict";
-import { assertStop, testPlugin } from "../testing.ts";
+import { assertStop, testPlugin } from "../testing/mod.ts";
 import say from "./say.ts";
 
 Deno.test("say answers with the body, status 200 by default, and asks APISIX nothing", async () => {

@@ -5,10 +5,12 @@
  *
  * @module
  */
-import type { HttpMethod } from "../api/types.ts";
-
-/** The methods in the order of the protocol's `Method` enum (GET is 0, TRACE 14). */
-export const METHODS: readonly HttpMethod[] = [
+/**
+ * The methods in the order of the protocol's `Method` enum (GET is 0, TRACE 14). The plugin
+ * API's `HttpMethod` (api/types.ts) is the same union, spelled out for its readers; the type
+ * checker holds the two equal where api/views.ts and the gateway convert between them.
+ */
+export const METHODS = [
   "GET",
   "HEAD",
   "POST",
@@ -24,7 +26,7 @@ export const METHODS: readonly HttpMethod[] = [
   "UNLOCK",
   "PATCH",
   "TRACE",
-];
+] as const;
 
 /**
  * Response headers APISIX silently ignores in a Rewrite's `resp_headers`, the headers added to

@@ -29,7 +29,7 @@ import { CallState, ConnectionGoneError } from "./call.ts";
 import type { ChainLink, ConfCache } from "./conf_cache.ts";
 import { log } from "./log.ts";
 import type { PluginRegistry } from "./plugin_registry.ts";
-import { requestActionSteps, responseHeadersSteps } from "./reply.ts";
+import { requestActionSteps, responseHeadersSteps } from "../api/reply.ts";
 import { slicer } from "./slicer.ts";
 import { tracing } from "./tracing.ts";
 

@@ -37,7 +37,7 @@ export const NPM_PLUGINS_DIR = "npm_plugins";
 /** The import names that always mean the runner's own API, in every package. */
 export const API_IMPORTS: Readonly<Record<string, string>> = {
   "@apisix/deno-plugin-runner": pathToFileURL(join(RUNNER_ROOT, "mod.ts")).href,
-  "@apisix/deno-plugin-runner/testing": pathToFileURL(join(RUNNER_ROOT, "testing.ts")).href,
+  "@apisix/deno-plugin-runner/testing": pathToFileURL(join(RUNNER_ROOT, "testing", "mod.ts")).href,
 };
 
 /** The configuration file names Deno reads in a directory, in its order of preference. */

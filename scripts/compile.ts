@@ -160,7 +160,7 @@ export async function baseBinaryProblem(target: string): Promise<string | null> 
     `  - fetch that zip elsewhere, unzip it, and point DENORT_BIN at the denort file:\n` +
     `      DENORT_BIN=/path/to/denort deno task compile\n` +
     `Without a binary, APISIX can start the same program with deno run (deno task compile ` +
-    `--print-run shows the command; see "The binary" in README.md).`;
+    `--print-run shows the command; see docs/binary.md).`;
 }
 
 /** `--prove`: the flags and entry point work, shown without the base binary. */

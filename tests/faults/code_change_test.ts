@@ -15,10 +15,10 @@ async function copyProject(): Promise<string> {
       await copyTree(join(from, entry.name), join(to, entry.name));
     }
   };
-  for (const name of ["main.ts", "mod.ts", "testing.ts", "deno.json", "deno.lock"]) {
+  for (const name of ["main.ts", "mod.ts", "deno.json", "deno.lock"]) {
     await Deno.copyFile(join(ROOT, name), join(copy, name));
   }
-  for (const name of ["runner", "sandbox", "api", "protocol", "plugins"]) {
+  for (const name of ["runner", "sandbox", "api", "protocol", "plugins", "testing"]) {
     await copyTree(join(ROOT, name), join(copy, name));
   }
   await Deno.symlink(join(ROOT, "node_modules"), join(copy, "node_modules"));

@@ -8,7 +8,7 @@
  */
 import fc from "fast-check";
 import { deepEqual, equal, ok } from "node:assert/strict";
-import { isDroppedResponseHeader } from "../../runner/reply.ts";
+import { isDroppedResponseHeader } from "../../api/reply.ts";
 import {
   decodeAsk,
   decodeReply,

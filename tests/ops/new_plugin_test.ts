@@ -28,7 +28,7 @@ const newPlugin = (args: string[], cwd: string) =>
     ...args,
   ], cwd);
 
-const hasTestKit = await Deno.stat(`${ROOT}/testing.ts`).then(() => true, () => false);
+const hasTestKit = await Deno.stat(`${ROOT}/testing/mod.ts`).then(() => true, () => false);
 
 /** Runs the runner's `install` for `config` with `deno task install`'s flags. */
 async function install(config: string, cwd: string) {

@@ -5,7 +5,7 @@
 import { deepEqual, equal } from "node:assert/strict";
 import { BUNDLED_PLUGINS } from "../../runner/config.ts";
 import type { Plugin } from "../../mod.ts";
-import { testPlugin } from "../../testing.ts";
+import { testPlugin } from "../../testing/mod.ts";
 import { ROOT } from "../support/runner.ts";
 
 const DOC = await Deno.readTextFile(`${ROOT}/docs/plugins.md`);

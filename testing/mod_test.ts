@@ -1,5 +1,5 @@
 import { deepEqual, equal, rejects, throws } from "node:assert/strict";
-import { definePlugin } from "./mod.ts";
+import { definePlugin } from "../mod.ts";
 import {
   assertNone,
   assertRewrite,
@@ -8,9 +8,9 @@ import {
   testChain,
   testPlugin,
   type TestRequest,
-} from "./testing.ts";
-import { parseIp, parseQuery } from "./testing/wire.ts";
-import { formatIp } from "./api/views.ts";
+} from "./mod.ts";
+import { parseIp, parseQuery } from "./wire.ts";
+import { formatIp } from "../api/views.ts";
 
 /** A plugin that reports what it saw in the request as a JSON stop body. */
 const mirror = definePlugin({

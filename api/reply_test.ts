@@ -1,6 +1,6 @@
 import { deepEqual, equal } from "node:assert/strict";
 import * as flatbuffers from "flatbuffers";
-import { Patch } from "../api/patch.ts";
+import { Patch } from "./patch.ts";
 import { HttpRespCallReq } from "../protocol/gen/http_resp_call_req.ts";
 import type { ReqCallAction, WireEntry } from "../protocol/encode.ts";
 import { encodeRespCall, type Entry } from "../tests/support/apisix.ts";
