@@ -1,8 +1,10 @@
 /**
  * Runs a sandbox as a child process: the same program started in its sandbox role from
  * `Deno.execPath()`, connected to the runner over a private Unix socket that only it can open
- * (a fresh path per start, a secret handshake, the path unlinked at once), with a V8 heap limit
- * and a resident-memory watchdog, and killed with SIGKILL when it misbehaves.
+ * (a fresh path per start, a secret handshake, the path unlinked once every connection is in),
+ * with a V8 heap limit and a resident-memory watchdog, and killed with SIGKILL when it
+ * misbehaves. The sandbox's main thread has one connection (control: its init, and its reports);
+ * each plugin worker has its own (its batches), opened with its slot's own secret.
  *
  * @module
  */
@@ -224,7 +226,7 @@ export function processCarrier(
   onBatch: (slot: number, batch: Uint8Array) => void,
 ): Carrier {
   let child: Deno.ChildProcess | null = null;
-  let writer: ChannelWriter | null = null;
+  let writers: ChannelWriter[] = [];
   let pid: number | null = null;
   let killed: Exit | null = null;
   // Why the runner lost the sandbox before it knew how the process ended (the exit status and
@@ -317,21 +319,36 @@ export function processCarrier(
         finish(classifyExit(status, stderrTail.join("\n"), lost));
       });
 
-      const { conn, reader } = await acceptWithSecret(listener, secret, exited);
-      writer = new ChannelWriter(conn);
-      writer.onError = () => lose("the channel to the sandbox broke");
+      const secrets = new Map<number, string>([[CONTROL_SLOT, secret]]);
+      const control = await acceptWithSecret(listener, secrets, exited);
+      const controlWriter = new ChannelWriter(control.conn);
+      controlWriter.onError = () => lose("the channel to the sandbox broke");
+      const slotSecrets = plugins.map(() => secretHex());
       const init: SandboxInit = {
-        slots: plugins.map((settings) => ({
+        slots: plugins.map((settings, slot) => ({
           name: settings.name,
           module: settings.module,
-          permissions: workerPermissions(settings),
+          permissions: withChannel(workerPermissions(settings), channel),
           logLinesPerSecond: settings.logLinesPerSecond,
+          secret: slotSecrets[slot]!,
         })),
         revoke: standalone ? revocations(plugins) : [],
         memoryLimitMb,
       };
-      writer.send(CONTROL_SLOT, new TextEncoder().encode(JSON.stringify(init)));
-      readChannel(conn, reader);
+      controlWriter.send(CONTROL_SLOT, new TextEncoder().encode(JSON.stringify(init)));
+      readChannel(control.conn, control.reader, CONTROL_SLOT);
+      // Each worker opens its own connection, before its plugin loads.
+      const slots = new Map(slotSecrets.map((slotSecret, slot) => [slot, slotSecret]));
+      const opened: ChannelWriter[] = [];
+      while (slots.size) {
+        const { conn, reader, slot } = await acceptWithSecret(listener, slots, exited);
+        slots.delete(slot);
+        const slotWriter = new ChannelWriter(conn);
+        slotWriter.onError = () => lose(`the channel to plugin ${plugins[slot]!.name} broke`);
+        opened[slot] = slotWriter;
+        readChannel(conn, reader, slot);
+      }
+      writers = opened;
       canReadProc ??= residentMb(pid) !== null;
       if (canReadProc) {
         // A second watch from outside, for a sandbox whose own watch cannot run.
@@ -349,12 +366,15 @@ export function processCarrier(
     }
   };
 
-  const readChannel = async (conn: Deno.Conn, reader: ChannelReader) => {
+  // `slot` is the connection's: a frame that names another is a violation.
+  const readChannel = async (conn: Deno.Conn, reader: ChannelReader, slot: number) => {
     try {
       for (;;) {
         const frame = await reader.next();
         if (!frame) break;
-        if (frame.slot === CONTROL_SLOT) {
+        if (frame.slot !== slot) {
+          kill("violation", `a frame for slot ${frame.slot} on the connection of slot ${slot}`);
+        } else if (frame.slot === CONTROL_SLOT) {
           const event = JSON.parse(new TextDecoder().decode(frame.batch)) as SandboxEvent;
           if (event.event === "memory") {
             kill("oom", event.message);
@@ -385,19 +405,37 @@ export function processCarrier(
     exited,
     start,
     send(slot, batch) {
-      writer?.send(slot, batch);
+      writers[slot]?.send(slot, batch);
     },
     kill,
   };
 }
 
-/** Accepts the sandbox's connection: the first one that presents the secret. */
+/** The permissions of a worker that opens its own end of the channel (and then revokes it). */
+function withChannel(
+  permissions: Deno.PermissionOptionsObject,
+  channel: string,
+): Deno.PermissionOptionsObject {
+  // workerPermissions gives lists or false, never a blanket grant.
+  const add = (list: unknown, entry: string): string[] =>
+    Array.isArray(list) ? [...list.map(String), entry] : [entry];
+  return {
+    ...permissions,
+    read: add(permissions.read, channel),
+    write: add(permissions.write, channel),
+    net: add(permissions.net, `unix:${channel}`),
+  };
+}
+
+/**
+ * Accepts the next connection that presents one of `secrets` (by slot, in its first frame);
+ * others are closed.
+ */
 async function acceptWithSecret(
   listener: Deno.Listener,
-  secret: string,
+  secrets: ReadonlyMap<number, string>,
   exited: Promise<Exit>,
-): Promise<{ conn: Deno.Conn; reader: ChannelReader }> {
-  const expected = new TextEncoder().encode(secret);
+): Promise<{ conn: Deno.Conn; reader: ChannelReader; slot: number }> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -413,11 +451,13 @@ async function acceptWithSecret(
       const conn = await Promise.race([listener.accept(), deadline, died]);
       const reader = new ChannelReader(conn);
       const hello = await Promise.race([reader.next(), deadline, died]).catch(() => null);
+      const secret = hello ? secrets.get(hello.slot) : undefined;
+      const expected = new TextEncoder().encode(secret ?? "");
       if (
-        hello && hello.slot === CONTROL_SLOT && hello.batch.length === expected.length &&
+        hello && secret !== undefined && hello.batch.length === expected.length &&
         hello.batch.every((b, i) => b === expected[i])
       ) {
-        return { conn, reader };
+        return { conn, reader, slot: hello.slot };
       }
       conn.close();
     }

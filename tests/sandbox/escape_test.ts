@@ -96,6 +96,7 @@ const CONFIG = {
     proto_pollution: own("proto_pollution.ts"),
     console_output: own("console_output.ts"),
     node_user: own("node_user.ts", { permissions: { env: ["A6_TEST_GRANTED"] } }),
+    channel_reopen: own("channel_reopen.ts"),
   },
 };
 
@@ -435,6 +436,20 @@ Deno.test({
           });
         },
       );
+
+      await t.step("the worker's own channel, opened before the plugin loaded", async () => {
+        const conn = await h.connect();
+        conns.push(conn);
+        const token = await conn.token([["channel_reopen", "{}"]]);
+        // The channel's path, as a plugin that learnt it somehow would know it.
+        const pid = h.supervisor("channel_reopen").pid!;
+        const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`);
+        const channel = cmdline.split("\0").filter(Boolean).pop()!;
+        match(channel, /\.sock$/);
+        const { reply } = await conn.reqCall({ token, headers: [["x-channel", channel]] });
+        expectRoutes(reply, { connect: PERMISSION, stat: PERMISSION, netQuery: PERMISSION });
+        await bystander.check();
+      });
 
       await t.step("prototype pollution through the returned action list", async () => {
         const conn = await h.connect();
