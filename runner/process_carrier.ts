@@ -11,7 +11,7 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ChannelReader, ChannelWriter, CONTROL_SLOT } from "../sandbox/channel.ts";
-import type { SandboxEvent, SandboxInit } from "../sandbox/process_main.ts";
+import type { SandboxActivity, SandboxEvent, SandboxInit } from "../sandbox/process_main.ts";
 import { SECRET_ENV } from "../sandbox/process_main.ts";
 import { channelDirectory } from "./channel_dir.ts";
 import { CodeSnapshot } from "./code_snapshot.ts";
@@ -24,8 +24,13 @@ import { workerPermissions } from "./worker_permissions.ts";
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const MAIN = join(ROOT, "main.ts");
 const HANDSHAKE_TIMEOUT_MS = 10_000;
-// An ArrayBuffer bomb fills pages at 1–2 GiB/s: poll often enough that the overshoot stays small.
+// An ArrayBuffer bomb fills pages at 1–2 GiB/s: poll often enough that the overshoot stays small
+// while the plugins have work, and rarely while they have none (the sandbox's own watch does the
+// same; see process_main.ts).
 const RSS_POLL_MS = 100;
+const IDLE_RSS_POLL_MS = 1000;
+/** How long a sandbox whose plugins have nothing in flight waits before it counts as idle. */
+const IDLE_AFTER_MS = 1000;
 /** What a sandbox process needs beyond its plugins' heap: the Deno runtime of two isolates. */
 const RUNTIME_OVERHEAD_MB = 96;
 /** What each further plugin worker of a shared group adds (an isolate with Node compatibility). */
@@ -224,6 +229,7 @@ export function processCarrier(
   key: string,
   plugins: readonly PluginSettings[],
   onBatch: (slot: number, batch: Uint8Array) => void,
+  busy: () => boolean = () => false,
 ): Carrier {
   let child: Deno.ChildProcess | null = null;
   let writers: ChannelWriter[] = [];
@@ -232,7 +238,11 @@ export function processCarrier(
   // Why the runner lost the sandbox before it knew how the process ended (the exit status and
   // the last lines on stderr tell that better: a heap exhaustion also closes the channel).
   let lost: string | null = null;
-  let watchdog: ReturnType<typeof setInterval> | undefined;
+  // Activity: the sandbox is told when its plugins go idle and when they have work again.
+  let watchdog: ReturnType<typeof setTimeout> | undefined;
+  let controlWriter: ChannelWriter | null = null;
+  let lastActivity = performance.now();
+  let toldBusy = true;
   const stderrTail: string[] = [];
   let resolveExit!: (exit: Exit) => void;
   const exited = new Promise<Exit>((resolve) => resolveExit = resolve);
@@ -246,7 +256,8 @@ export function processCarrier(
   const finish = (exit: Exit) => {
     if (ended) return;
     ended = true;
-    clearInterval(watchdog);
+    clearTimeout(watchdog);
+    watchdog = undefined;
     resolveExit(killed ?? exit);
   };
 
@@ -321,7 +332,7 @@ export function processCarrier(
 
       const secrets = new Map<number, string>([[CONTROL_SLOT, secret]]);
       const control = await acceptWithSecret(listener, secrets, exited);
-      const controlWriter = new ChannelWriter(control.conn);
+      controlWriter = new ChannelWriter(control.conn);
       controlWriter.onError = () => lose("the channel to the sandbox broke");
       const slotSecrets = plugins.map(() => secretHex());
       const init: SandboxInit = {
@@ -350,19 +361,53 @@ export function processCarrier(
       }
       writers = opened;
       canReadProc ??= residentMb(pid) !== null;
-      if (canReadProc) {
-        // A second watch from outside, for a sandbox whose own watch cannot run.
-        watchdog = setInterval(() => {
-          const rss = pid === null ? null : residentMb(pid);
-          if (rss !== null && rss > memoryLimitMb) {
-            kill("oom", `resident memory ${Math.round(rss)} MiB exceeded ${memoryLimitMb} MiB`);
-          }
-        }, RSS_POLL_MS);
-        Deno.unrefTimer(watchdog);
-      }
+      active();
     } finally {
       listener.close();
       await Deno.remove(channel).catch(() => {});
+    }
+  };
+
+  const tell = (activity: SandboxActivity) => {
+    controlWriter?.send(CONTROL_SLOT, new TextEncoder().encode(JSON.stringify(activity)));
+  };
+
+  /** Watches memory from outside (when it can) and tells the sandbox when it goes idle. */
+  const tick = () => {
+    watchdog = undefined;
+    if (ended) return;
+    if (canReadProc) {
+      // A second watch from outside, for a sandbox whose own watch cannot run.
+      const rss = pid === null ? null : residentMb(pid);
+      if (rss !== null && rss > memoryLimitMb) {
+        kill("oom", `resident memory ${Math.round(rss)} MiB exceeded ${memoryLimitMb} MiB`);
+        return;
+      }
+    }
+    const idle = !busy() && performance.now() - lastActivity >= IDLE_AFTER_MS;
+    if (idle && toldBusy) {
+      toldBusy = false;
+      tell({ busy: false });
+    }
+    const next = idle
+      ? (canReadProc ? IDLE_RSS_POLL_MS : null)
+      : (canReadProc ? RSS_POLL_MS : IDLE_AFTER_MS);
+    if (next === null) return;
+    watchdog = setTimeout(tick, next);
+    Deno.unrefTimer(watchdog);
+  };
+
+  /** A batch went to or came from the sandbox. */
+  const active = () => {
+    lastActivity = performance.now();
+    if (!toldBusy) {
+      toldBusy = true;
+      tell({ busy: true });
+    }
+    if (watchdog === undefined && controlWriter && !ended) {
+      clearTimeout(watchdog);
+      watchdog = setTimeout(tick, canReadProc ? RSS_POLL_MS : IDLE_AFTER_MS);
+      Deno.unrefTimer(watchdog);
     }
   };
 
@@ -386,6 +431,7 @@ export function processCarrier(
             `plugin ${name}: ${event.message}`,
           );
         } else if (frame.slot < plugins.length) {
+          active();
           onBatch(frame.slot, frame.batch);
         } else {
           kill("violation", `a batch from unknown slot ${frame.slot}`);
@@ -406,6 +452,7 @@ export function processCarrier(
     start,
     send(slot, batch) {
       writers[slot]?.send(slot, batch);
+      active();
     },
     kill,
   };

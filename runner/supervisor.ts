@@ -30,11 +30,15 @@ export interface Carrier {
   readonly pid: number | null;
 }
 
-/** Creates a carrier for a supervisor's plugins; `onBatch` receives what the workers send. */
+/**
+ * Creates a carrier for a supervisor's plugins; `onBatch` receives what the workers send, and
+ * `busy` tells whether any of the plugins has calls or conf parses in flight.
+ */
 export type CarrierFactory = (
   key: string,
   plugins: readonly PluginSettings[],
   onBatch: (slot: number, batch: Uint8Array) => void,
+  busy: () => boolean,
 ) => Carrier;
 
 /** Crashes within {@linkcode CRASH_WINDOW_MS} that make a sandbox's plugins unavailable. */
@@ -118,6 +122,7 @@ export class Supervisor implements HostEvents {
       this.key,
       this.hosts.map((host) => host.settings),
       (slot, batch) => this.hosts[slot]?.receive(batch),
+      () => this.hosts.some((host) => host.busy > 0),
     );
     this.#carrier = carrier;
     this.#killReason = null;

@@ -43,14 +43,28 @@ export interface SandboxInit {
   memoryLimitMb: number;
 }
 
+/**
+ * Control messages the runner sends a sandbox after its init: whether its plugins have work
+ * (calls or conf parses in flight, or batches within the last second). The memory watch polls
+ * fast only while they do, so an idle sandbox does not wake up 20 times a second.
+ */
+export interface SandboxActivity {
+  busy: boolean;
+}
+
 /** Control messages a sandbox sends to the runner. */
 export type SandboxEvent =
   | { event: "worker-error"; slot: number; message: string }
   | { event: "violation"; slot: number; message: string }
   | { event: "memory"; message: string };
 
-// An ArrayBuffer bomb fills pages at 1–2 GiB/s: look often enough that the overshoot stays small.
+// An ArrayBuffer bomb fills pages at 1–2 GiB/s: while the plugins have work, look often enough
+// that the overshoot stays small.
 const MEMORY_POLL_MS = 50;
+// While they have none, a plugin runs only its own timers and I/O: look once a second, and
+// fast again as soon as the memory grew by more than MEMORY_GROWTH since the last look.
+const IDLE_MEMORY_POLL_MS = 1000;
+const MEMORY_GROWTH = 8 * 1024 * 1024;
 // How long the runner has to kill the sandbox after a memory report before it ends itself.
 const MEMORY_GRACE_MS = 500;
 
@@ -81,15 +95,35 @@ export async function sandboxMain(channel: string): Promise<never> {
 
   // The plugin workers run on other threads, so this timer keeps firing while they allocate.
   const limitBytes = init.memoryLimitMb * 1024 * 1024;
-  const memoryWatch = setInterval(() => {
+  let busy = true;
+  let lastRss = 0;
+  let memoryWatch: ReturnType<typeof setTimeout> | undefined;
+  const watchMemory = () => {
     const rss = Deno.memoryUsage().rss;
-    if (rss <= limitBytes) return;
-    clearInterval(memoryWatch);
-    const message = `resident memory ${Math.round(rss / 1048576)} MiB exceeded ` +
-      `${init.memoryLimitMb} MiB`;
-    control({ event: "memory", message });
-    setTimeout(() => die(message), MEMORY_GRACE_MS);
-  }, MEMORY_POLL_MS);
+    if (rss > limitBytes) {
+      const message = `resident memory ${Math.round(rss / 1048576)} MiB exceeded ` +
+        `${init.memoryLimitMb} MiB`;
+      control({ event: "memory", message });
+      setTimeout(() => die(message), MEMORY_GRACE_MS);
+      return;
+    }
+    const growing = rss - lastRss > MEMORY_GROWTH;
+    lastRss = rss;
+    memoryWatch = setTimeout(
+      watchMemory,
+      busy || growing ? MEMORY_POLL_MS : IDLE_MEMORY_POLL_MS,
+    );
+  };
+  watchMemory();
+  const setBusy = (now: boolean) => {
+    const wasBusy = busy;
+    busy = now;
+    // Work arrives: look again soon instead of at the end of an idle interval.
+    if (now && !wasBusy) {
+      clearTimeout(memoryWatch);
+      memoryWatch = setTimeout(watchMemory, MEMORY_POLL_MS);
+    }
+  };
 
   init.slots.forEach((spec, slot) => {
     const worker = new Worker(new URL("./plugin_worker.ts", import.meta.url), {
@@ -138,6 +172,10 @@ export async function sandboxMain(channel: string): Promise<never> {
     }
     // The runner is gone: so is every reason to live.
     if (!frame) Deno.exit(0);
-    die(`an unexpected message on the control connection (slot ${frame.slot})`);
+    if (frame.slot !== CONTROL_SLOT) {
+      die(`a batch for slot ${frame.slot} on the control connection`);
+    }
+    const activity = JSON.parse(new TextDecoder().decode(frame.batch)) as SandboxActivity;
+    setBusy(activity.busy === true);
   }
 }
