@@ -9,7 +9,9 @@
  * Needs the loadgen and ceiling built (see `../shared/tools/loadgen/README.md`) in `--loadgen`.
  *
  * Run: `deno run -A benchmarks/hops_bench.ts --loadgen DIR [--rounds 3] [--seconds 3]
- * [--conns 1,4,16,64] [--targets go,ceiling,floor,inline,sandboxed] [--idle 20]`.
+ * [--conns 1,4,16,64] [--targets go,ceiling,floor,inline,sandboxed] [--idle 20]
+ * [--base DIR]`. With `--base`, a checkout of another version of the runner, the targets
+ * `base-floor`, `base-inline` and `base-sandboxed` run that version (an A/B in one run).
  *
  * @module
  */
@@ -29,6 +31,7 @@ const { values } = parseArgs({
     conns: { type: "string", default: "1,4,16,64" },
     targets: { type: "string", default: "go,ceiling,floor,inline,sandboxed" },
     idle: { type: "string", default: "20" },
+    base: { type: "string" },
   },
 });
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -89,6 +92,7 @@ async function waitForSocket(path: string): Promise<void> {
   throw new Error(`nothing listens on ${path}`);
 }
 
+// The Go runner writes logs/runner.log into its working directory: give it a scratch one.
 function spawn(
   name: string,
   cmd: string,
@@ -96,8 +100,15 @@ function spawn(
   env: Record<string, string>,
   socket: string,
 ) {
-  const child = new Deno.Command(cmd, { args, env, stdin: "null", stdout: "null", stderr: "null" })
-    .spawn();
+  const cwd = Deno.makeTempDirSync({ prefix: "a6-hops-cwd-" });
+  const child = new Deno.Command(cmd, {
+    args,
+    env,
+    cwd,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
   return {
     name,
     pid: child.pid,
@@ -111,8 +122,8 @@ function spawn(
   };
 }
 
-async function startFlags(): Promise<string[]> {
-  const config = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json")));
+async function startFlags(root: string): Promise<string[]> {
+  const config = JSON.parse(await Deno.readTextFile(join(root, "deno.json")));
   const words = (config.tasks.start as string).split(/\s+/);
   return words.slice(words.indexOf("run") + 1, words.indexOf("main.ts"));
 }
@@ -121,6 +132,7 @@ async function startRunner(
   name: string,
   plugins: Record<string, unknown>,
   floor = false,
+  root = ROOT,
 ): Promise<Target> {
   const tmp = await Deno.makeTempDir({ prefix: `a6-hops-${name}-` });
   const socket = join(tmp, "runner.sock");
@@ -128,8 +140,8 @@ async function startRunner(
   const env: Record<string, string> = { APISIX_LISTEN_ADDRESS: `unix:${socket}` };
   if (floor) env.A6_BENCH_FLOOR = "1";
   const args = [
-    ...await startFlags(),
-    join(ROOT, "main.ts"),
+    ...await startFlags(root),
+    join(root, "main.ts"),
     "run",
     "--config",
     join(tmp, "runner.json"),
@@ -140,6 +152,13 @@ async function startRunner(
 }
 
 async function start(name: string): Promise<Target> {
+  if (name.startsWith("base-")) {
+    if (!values.base) throw new Error(`${name} needs --base`);
+    const isolation = name.slice(5);
+    const plugins = { say: isolation === "inline" ? { isolation } : {} };
+    const target = await startRunner(name, plugins, isolation === "floor", values.base);
+    return target;
+  }
   const tmp = await Deno.makeTempDir({ prefix: `a6-hops-${name}-` });
   const socket = join(tmp, "runner.sock");
   switch (name) {
