@@ -36,7 +36,8 @@ export function inlineCarrier(
     exited,
     start() {
       const own: PluginRuntime = new PluginRuntime((batch) => {
-        if (runtime === own) onBatch(0, batch);
+        // A copy: the runner keeps views of what it decodes, the runtime reuses its buffer.
+        if (runtime === own) onBatch(0, batch.slice());
       }, limitedLog);
       runtime = own;
       own.load({

@@ -30,8 +30,12 @@ export interface WorkerInit {
   logLinesPerSecond: number;
 }
 
-/** Where a runtime's batches go; the batch is the runtime's no longer (transfer it freely). */
-export type PostBatch = (batch: Uint8Array<ArrayBuffer>) => void;
+/**
+ * Where a runtime's batches go. The batch is a view of the runtime's write buffer, valid only
+ * during the call: copy it before anything else can run (the sandbox's channel writer copies
+ * it into its own buffer, the inline carrier slices it).
+ */
+export type PostBatch = (batch: Uint8Array) => void;
 
 /**
  * Makes the plugin's rate-limited log from a sink of log lines: in a worker the sink is the
@@ -227,7 +231,9 @@ export class PluginRuntime {
   #flush = (): void => {
     this.#flushQueued = false;
     if (this.out.length === 0) return;
-    this.#post(this.out.take());
+    const batch = this.out.out.view();
+    this.out.out.reset();
+    this.#post(batch);
   };
 
   /** An error as the plugin's author wants to read it: without the runtime's own frames. */
