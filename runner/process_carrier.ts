@@ -1,15 +1,17 @@
 /**
  * Runs a sandbox as a child process: the same program started in its sandbox role from
  * `Deno.execPath()`, connected to the runner over a private Unix socket that only it can open
- * (a fresh path per start, a secret handshake, the path unlinked at once), with a V8 heap limit
- * and a resident-memory watchdog, and killed with SIGKILL when it misbehaves.
+ * (a fresh path per start, a secret handshake, the path unlinked once every connection is in),
+ * with a V8 heap limit and a resident-memory watchdog, and killed with SIGKILL when it
+ * misbehaves. The sandbox's main thread has one connection (control: its init, and its reports);
+ * each plugin worker has its own (its batches), opened with its slot's own secret.
  *
  * @module
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ChannelReader, ChannelWriter, CONTROL_SLOT } from "../sandbox/channel.ts";
-import type { SandboxEvent, SandboxInit } from "../sandbox/process_main.ts";
+import type { SandboxActivity, SandboxEvent, SandboxInit } from "../sandbox/process_main.ts";
 import { SECRET_ENV } from "../sandbox/process_main.ts";
 import { channelDirectory } from "./channel_dir.ts";
 import { CodeSnapshot } from "./code_snapshot.ts";
@@ -24,8 +26,13 @@ import { workerPermissions } from "./worker_permissions.ts";
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const MAIN = join(ROOT, "main.ts");
 const HANDSHAKE_TIMEOUT_MS = 10_000;
-// An ArrayBuffer bomb fills pages at 1–2 GiB/s: poll often enough that the overshoot stays small.
+// An ArrayBuffer bomb fills pages at 1–2 GiB/s: poll often enough that the overshoot stays small
+// while the plugins have work, and rarely while they have none (the sandbox's own watch does the
+// same; see process_main.ts).
 const RSS_POLL_MS = 100;
+const IDLE_RSS_POLL_MS = 1000;
+/** How long a sandbox whose plugins have nothing in flight waits before it counts as idle. */
+const IDLE_AFTER_MS = 1000;
 /** What a sandbox process needs beyond its plugins' heap: the Deno runtime of two isolates. */
 const RUNTIME_OVERHEAD_MB = 96;
 /** What each further plugin worker of a shared group adds (an isolate with Node compatibility). */
@@ -274,15 +281,20 @@ export function processCarrier(
   key: string,
   plugins: readonly PluginSettings[],
   onBatch: BatchSink,
+  busy: () => boolean = () => false,
 ): Carrier {
   let child: Deno.ChildProcess | null = null;
-  let writer: ChannelWriter | null = null;
+  let writers: ChannelWriter[] = [];
   let pid: number | null = null;
   let killed: Exit | null = null;
   // Why the runner lost the sandbox before it knew how the process ended (the exit status and
   // the last lines on stderr tell that better: a heap exhaustion also closes the channel).
   let lost: string | null = null;
-  let watchdog: ReturnType<typeof setInterval> | undefined;
+  // Activity: the sandbox is told when its plugins go idle and when they have work again.
+  let watchdog: ReturnType<typeof setTimeout> | undefined;
+  let controlWriter: ChannelWriter | null = null;
+  let lastActivity = performance.now();
+  let toldBusy = true;
   const stderrTail: string[] = [];
   let resolveExit!: (exit: Exit) => void;
   const exited = new Promise<Exit>((resolve) => resolveExit = resolve);
@@ -296,7 +308,8 @@ export function processCarrier(
   const finish = (exit: Exit) => {
     if (ended) return;
     ended = true;
-    clearInterval(watchdog);
+    clearTimeout(watchdog);
+    watchdog = undefined;
     resolveExit(killed ?? exit);
   };
 
@@ -377,44 +390,96 @@ export function processCarrier(
         finish(classifyExit(status, stderrTail.join("\n"), lost));
       });
 
-      const { conn, reader } = await acceptWithSecret(listener, secret, exited);
-      writer = new ChannelWriter(conn);
-      writer.onError = () => lose("the channel to the sandbox broke");
+      const secrets = new Map<number, string>([[CONTROL_SLOT, secret]]);
+      const control = await acceptWithSecret(listener, secrets, exited);
+      controlWriter = new ChannelWriter(control.conn);
+      controlWriter.onError = () => lose("the channel to the sandbox broke");
+      const slotSecrets = plugins.map(() => secretHex());
       const init: SandboxInit = {
         slots: plugins.map((settings, slot) => ({
           name: settings.name,
           module: settings.module,
-          permissions: workerPermissions(settings, paths.plugins[slot]),
+          permissions: withChannel(workerPermissions(settings, paths.plugins[slot]), channel),
           logLinesPerSecond: settings.logLinesPerSecond,
+          secret: slotSecrets[slot]!,
         })),
         revoke: standalone ? revocations(plugins) : [],
         memoryLimitMb,
       };
-      writer.send(CONTROL_SLOT, new TextEncoder().encode(JSON.stringify(init)));
-      readChannel(conn, reader);
-      canReadProc ??= residentMb(pid) !== null;
-      if (canReadProc) {
-        // A second watch from outside, for a sandbox whose own watch cannot run.
-        watchdog = setInterval(() => {
-          const rss = pid === null ? null : residentMb(pid);
-          if (rss !== null && rss > memoryLimitMb) {
-            kill("oom", `resident memory ${Math.round(rss)} MiB exceeded ${memoryLimitMb} MiB`);
-          }
-        }, RSS_POLL_MS);
-        Deno.unrefTimer(watchdog);
+      controlWriter.send(CONTROL_SLOT, new TextEncoder().encode(JSON.stringify(init)));
+      readChannel(control.conn, control.reader, CONTROL_SLOT);
+      // Each worker opens its own connection, before its plugin loads.
+      const slots = new Map(slotSecrets.map((slotSecret, slot) => [slot, slotSecret]));
+      const opened: ChannelWriter[] = [];
+      while (slots.size) {
+        const { conn, reader, slot } = await acceptWithSecret(listener, slots, exited);
+        slots.delete(slot);
+        const slotWriter = new ChannelWriter(conn);
+        slotWriter.onError = () => lose(`the channel to plugin ${plugins[slot]!.name} broke`);
+        opened[slot] = slotWriter;
+        readChannel(conn, reader, slot);
       }
+      writers = opened;
+      canReadProc ??= residentMb(pid) !== null;
+      active();
     } finally {
       listener.close();
       await Deno.remove(channel).catch(() => {});
     }
   };
 
-  const readChannel = async (conn: Deno.Conn, reader: ChannelReader) => {
+  const tell = (activity: SandboxActivity) => {
+    controlWriter?.send(CONTROL_SLOT, new TextEncoder().encode(JSON.stringify(activity)));
+  };
+
+  /** Watches memory from outside (when it can) and tells the sandbox when it goes idle. */
+  const tick = () => {
+    watchdog = undefined;
+    if (ended) return;
+    if (canReadProc) {
+      // A second watch from outside, for a sandbox whose own watch cannot run.
+      const rss = pid === null ? null : residentMb(pid);
+      if (rss !== null && rss > memoryLimitMb) {
+        kill("oom", `resident memory ${Math.round(rss)} MiB exceeded ${memoryLimitMb} MiB`);
+        return;
+      }
+    }
+    const idle = !busy() && performance.now() - lastActivity >= IDLE_AFTER_MS;
+    if (idle && toldBusy) {
+      toldBusy = false;
+      tell({ busy: false });
+    }
+    const next = idle
+      ? (canReadProc ? IDLE_RSS_POLL_MS : null)
+      : (canReadProc ? RSS_POLL_MS : IDLE_AFTER_MS);
+    if (next === null) return;
+    watchdog = setTimeout(tick, next);
+    Deno.unrefTimer(watchdog);
+  };
+
+  /** A batch went to or came from the sandbox. */
+  const active = () => {
+    lastActivity = performance.now();
+    if (!toldBusy) {
+      toldBusy = true;
+      tell({ busy: true });
+    }
+    if (watchdog === undefined && controlWriter && !ended) {
+      clearTimeout(watchdog);
+      watchdog = setTimeout(tick, canReadProc ? RSS_POLL_MS : IDLE_AFTER_MS);
+      Deno.unrefTimer(watchdog);
+    }
+  };
+
+  // `slot` is the connection's: a frame that names another is a violation.
+  const readChannel = async (conn: Deno.Conn, reader: ChannelReader, slot: number) => {
     try {
       for (;;) {
         const frame = await reader.next();
         if (!frame) break;
-        if (frame.slot === CONTROL_SLOT) {
+        if (frame.slot !== slot) {
+          kill("violation", `a frame for slot ${frame.slot} on the connection of slot ${slot}`);
+        } else if (frame.slot === CONTROL_SLOT) {
           const event = JSON.parse(new TextDecoder().decode(frame.batch)) as SandboxEvent;
           if (event.event === "memory") {
             kill("oom", event.message);
@@ -426,6 +491,7 @@ export function processCarrier(
             `plugin ${name}: ${event.message}`,
           );
         } else if (frame.slot < plugins.length) {
+          active();
           // Back-pressure: while the runner still reads earlier batches, the sandbox waits.
           const reading = onBatch(frame.slot, frame.batch);
           if (reading) await reading;
@@ -447,19 +513,38 @@ export function processCarrier(
     exited,
     start,
     send(slot, batch) {
-      writer?.send(slot, batch);
+      writers[slot]?.send(slot, batch);
+      active();
     },
     kill,
   };
 }
 
-/** Accepts the sandbox's connection: the first one that presents the secret. */
+/** The permissions of a worker that opens its own end of the channel (and then revokes it). */
+function withChannel(
+  permissions: Deno.PermissionOptionsObject,
+  channel: string,
+): Deno.PermissionOptionsObject {
+  // workerPermissions gives lists or false, never a blanket grant.
+  const add = (list: unknown, entry: string): string[] =>
+    Array.isArray(list) ? [...list.map(String), entry] : [entry];
+  return {
+    ...permissions,
+    read: add(permissions.read, channel),
+    write: add(permissions.write, channel),
+    net: add(permissions.net, `unix:${channel}`),
+  };
+}
+
+/**
+ * Accepts the next connection that presents one of `secrets` (by slot, in its first frame);
+ * others are closed.
+ */
 async function acceptWithSecret(
   listener: Deno.Listener,
-  secret: string,
+  secrets: ReadonlyMap<number, string>,
   exited: Promise<Exit>,
-): Promise<{ conn: Deno.Conn; reader: ChannelReader }> {
-  const expected = new TextEncoder().encode(secret);
+): Promise<{ conn: Deno.Conn; reader: ChannelReader; slot: number }> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -475,11 +560,13 @@ async function acceptWithSecret(
       const conn = await Promise.race([listener.accept(), deadline, died]);
       const reader = new ChannelReader(conn);
       const hello = await Promise.race([reader.next(), deadline, died]).catch(() => null);
+      const secret = hello ? secrets.get(hello.slot) : undefined;
+      const expected = new TextEncoder().encode(secret ?? "");
       if (
-        hello && hello.slot === CONTROL_SLOT && hello.batch.length === expected.length &&
+        hello && secret !== undefined && hello.batch.length === expected.length &&
         hello.batch.every((b, i) => b === expected[i])
       ) {
-        return { conn, reader };
+        return { conn, reader, slot: hello.slot };
       }
       conn.close();
     }

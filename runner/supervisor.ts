@@ -37,11 +37,15 @@ export interface Carrier {
  */
 export type BatchSink = (slot: number, batch: Uint8Array) => Promise<void> | undefined;
 
-/** Creates a carrier for a supervisor's plugins; `onBatch` receives what the workers send. */
+/**
+ * Creates a carrier for a supervisor's plugins; `onBatch` receives what the workers send, and
+ * `busy` tells whether any of the plugins has calls or conf parses in flight.
+ */
 export type CarrierFactory = (
   key: string,
   plugins: readonly PluginSettings[],
   onBatch: BatchSink,
+  busy: () => boolean,
 ) => Carrier;
 
 /** Crashes within {@linkcode CRASH_WINDOW_MS} that make a sandbox's plugins unavailable. */
@@ -131,6 +135,7 @@ export class Supervisor implements HostEvents {
       this.key,
       this.hosts.map((host) => host.settings),
       (slot, batch) => this.hosts[slot]?.receive(batch),
+      () => this.hosts.some((host) => host.busy > 0),
     );
     this.#carrier = carrier;
     this.#killReason = null;

@@ -6,8 +6,6 @@
  * @module
  */
 
-import { concatBytes } from "../api/bytes.ts";
-
 /** The slot of messages for the sandbox process itself (JSON). */
 export const CONTROL_SLOT = 255;
 
@@ -90,10 +88,20 @@ export class ChannelReader {
   }
 }
 
-/** Writes channel frames, coalescing frames queued while a write is in progress. */
+// A write buffer larger than this after a big frame is not kept for the next ones.
+const KEPT_BUFFER = 1024 * 1024;
+const INITIAL_BUFFER = 64 * 1024;
+
+/**
+ * Writes channel frames, coalescing frames queued while a write is in progress. Each frame is
+ * copied once, into a buffer reused from write to write (no allocation per frame).
+ */
 export class ChannelWriter {
   #conn: Deno.Conn;
-  #queue: Uint8Array[] = [];
+  // Frames not yet handed to a write; `#spare` is the buffer of the write before.
+  #pending = new Uint8Array(INITIAL_BUFFER);
+  #pendingLength = 0;
+  #spare: Uint8Array<ArrayBuffer> | null = new Uint8Array(INITIAL_BUFFER);
   #queued = 0;
   #writing = false;
   #failed: Error | null = null;
@@ -109,35 +117,49 @@ export class ChannelWriter {
     return this.#queued;
   }
 
-  /** Queues one frame. */
+  /** Queues one frame (`batch` is copied: the caller may reuse it at once). */
   send(slot: number, batch: Uint8Array): void {
     if (this.#failed) return;
-    const header = new Uint8Array(HEADER);
+    const size = HEADER + batch.length;
+    const at = this.#pendingLength;
+    if (at + size > this.#pending.length) {
+      let capacity = this.#pending.length * 2;
+      while (capacity < at + size) capacity *= 2;
+      const grown = new Uint8Array(capacity);
+      grown.set(this.#pending.subarray(0, at));
+      this.#pending = grown;
+    }
+    const b = this.#pending;
     const length = batch.length + 1;
-    header[0] = length & 0xff;
-    header[1] = (length >>> 8) & 0xff;
-    header[2] = (length >>> 16) & 0xff;
-    header[3] = length >>> 24;
-    header[4] = slot;
-    this.#queue.push(header, batch);
-    this.#queued += HEADER + batch.length;
+    b[at] = length & 0xff;
+    b[at + 1] = (length >>> 8) & 0xff;
+    b[at + 2] = (length >>> 16) & 0xff;
+    b[at + 3] = length >>> 24;
+    b[at + 4] = slot;
+    b.set(batch, at + HEADER);
+    this.#pendingLength = at + size;
+    this.#queued += size;
     if (!this.#writing) this.#drain();
   }
 
   async #drain(): Promise<void> {
     this.#writing = true;
     try {
-      while (this.#queue.length) {
-        const parts = this.#queue;
-        this.#queue = [];
-        const bytes = parts.length === 1 ? parts[0]! : concatBytes(parts);
+      while (this.#pendingLength) {
+        const buffer = this.#pending;
+        const bytes = buffer.subarray(0, this.#pendingLength);
+        // Frames sent while this write is in progress go to the other buffer.
+        this.#pending = this.#spare ?? new Uint8Array(INITIAL_BUFFER);
+        this.#pendingLength = 0;
+        this.#spare = null;
         let written = 0;
         while (written < bytes.length) written += await this.#conn.write(bytes.subarray(written));
         this.#queued -= bytes.length;
+        this.#spare = buffer.length > KEPT_BUFFER ? null : buffer;
       }
     } catch (error) {
       this.#failed = error as Error;
-      this.#queue = [];
+      this.#pendingLength = 0;
       this.onError(this.#failed);
     } finally {
       this.#writing = false;

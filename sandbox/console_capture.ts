@@ -20,14 +20,10 @@ export interface PluginLog {
 }
 
 /**
- * Sends every console call to `emit` as one formatted line, at most `linesPerSecond` lines a
- * second (100 until {@linkcode PluginLog.setLimit}); returns the same limited sink for the
- * runtime's own warnings about the plugin.
+ * Passes lines to `emit`, at most `linesPerSecond` a second (100 until
+ * {@linkcode PluginLog.setLimit}), each cut at 8 KiB; the dropped ones are counted in one line.
  */
-export function captureConsole(
-  inspect: (value: unknown) => string,
-  emit: (level: number, line: string) => void,
-): PluginLog {
+export function limitedLog(emit: (level: number, line: string) => void): PluginLog {
   // Taken before plugin code runs: a plugin that replaces Date.now does not move this clock.
   const now = Date.now;
   let linesPerSecond = 100;
@@ -54,6 +50,24 @@ export function captureConsole(
     }
     emit(level, text.length > MAX_LINE ? text.slice(0, MAX_LINE) + "…" : text);
   };
+  return {
+    line,
+    setLimit(limit) {
+      linesPerSecond = limit;
+    },
+  };
+}
+
+/**
+ * Sends every console call to `emit` as one formatted line, limited as {@linkcode limitedLog}
+ * does; returns the same limited sink for the runtime's own warnings about the plugin.
+ */
+export function captureConsole(
+  inspect: (value: unknown) => string,
+  emit: (level: number, line: string) => void,
+): PluginLog {
+  const log = limitedLog(emit);
+  const line = log.line;
 
   const write = (level: number, args: unknown[]) => {
     let text = "";
@@ -82,10 +96,5 @@ export function captureConsole(
   for (const [key, value] of Object.entries(replacement)) {
     Object.defineProperty(console, key, { value, writable: true, configurable: true });
   }
-  return {
-    line,
-    setLimit(limit) {
-      linesPerSecond = limit;
-    },
-  };
+  return log;
 }

@@ -1,13 +1,16 @@
 /**
  * The sandbox role of the program (`main.ts sandbox <channel>`): a process the runner starts
- * for one plugin or one shared group. Its main thread is trusted and small: it connects the
- * private channel, drops the permissions it no longer needs, starts one Web Worker per plugin
- * with that plugin's permissions, and relays batches between the channel and the workers.
+ * for one plugin or one shared group. Its main thread is trusted and small: it connects its
+ * control connection to the private channel, starts one Web Worker per plugin with that
+ * plugin's permissions (plus, until the worker has opened its own connection to the runner, the
+ * channel's path), drops the permissions it no longer needs, and then only supervises: it
+ * reports worker errors and watches the process's resident memory. Batches do not pass through
+ * it: each worker has its own connection (see `plugin_worker.ts`).
  *
  * @module
  */
 import { ChannelReader, ChannelWriter, CONTROL_SLOT } from "./channel.ts";
-import type { WorkerInit } from "./plugin_worker.ts";
+import type { SlotInit } from "./plugin_worker.ts";
 
 /** The environment variable that carries the channel's secret into a sandbox. */
 export const SECRET_ENV = "A6_SANDBOX_SECRET";
@@ -16,8 +19,11 @@ export const SECRET_ENV = "A6_SANDBOX_SECRET";
 export interface SlotSpec {
   name: string;
   module: string;
+  /** The plugin's permissions plus the channel's path (which the worker revokes once open). */
   permissions: Deno.PermissionOptionsObject;
   logLinesPerSecond: number;
+  /** What the worker presents when it connects, so that it speaks only for its own slot. */
+  secret: string;
 }
 
 /** The first control message: what to run. */
@@ -37,16 +43,28 @@ export interface SandboxInit {
   memoryLimitMb: number;
 }
 
+/**
+ * Control messages the runner sends a sandbox after its init: whether its plugins have work
+ * (calls or conf parses in flight, or batches within the last second). The memory watch polls
+ * fast only while they do, so an idle sandbox does not wake up 20 times a second.
+ */
+export interface SandboxActivity {
+  busy: boolean;
+}
+
 /** Control messages a sandbox sends to the runner. */
 export type SandboxEvent =
   | { event: "worker-error"; slot: number; message: string }
   | { event: "violation"; slot: number; message: string }
   | { event: "memory"; message: string };
 
-// A worker that has this much unsent output is flooding: the sandbox gives up.
-const MAX_BACKLOG = 256 * 1024 * 1024;
-// An ArrayBuffer bomb fills pages at 1–2 GiB/s: look often enough that the overshoot stays small.
+// An ArrayBuffer bomb fills pages at 1–2 GiB/s: while the plugins have work, look often enough
+// that the overshoot stays small.
 const MEMORY_POLL_MS = 50;
+// While they have none, a plugin runs only its own timers and I/O: look once a second, and
+// fast again as soon as the memory grew by more than MEMORY_GROWTH since the last look.
+const IDLE_MEMORY_POLL_MS = 1000;
+const MEMORY_GROWTH = 8 * 1024 * 1024;
 // How long the runner has to kill the sandbox after a memory report before it ends itself.
 const MEMORY_GRACE_MS = 500;
 
@@ -65,51 +83,57 @@ export async function sandboxMain(channel: string): Promise<never> {
   const writer = new ChannelWriter(conn);
   writer.onError = () => Deno.exit(0);
   writer.send(CONTROL_SLOT, new TextEncoder().encode(secret));
-  // The channel is open: nothing in this process may open it, or the secret, again.
   await Deno.permissions.revoke({ name: "env", variable: SECRET_ENV });
-  await Deno.permissions.revoke({ name: "read", path: channel });
-  await Deno.permissions.revoke({ name: "write", path: channel });
-  await Deno.permissions.revoke(
-    { name: "net", host: `unix:${channel}` } as Deno.NetPermissionDescriptor,
-  );
 
   const reader = new ChannelReader(conn);
   const first = await reader.next();
   if (!first || first.slot !== CONTROL_SLOT) die("the runner did not send an init message");
   const init = JSON.parse(new TextDecoder().decode(first.batch)) as SandboxInit;
-  for (const name of init.revoke) {
-    await Deno.permissions.revoke({ name } as Deno.PermissionDescriptor);
-  }
 
   const control = (event: SandboxEvent) =>
     writer.send(CONTROL_SLOT, new TextEncoder().encode(JSON.stringify(event)));
 
   // The plugin workers run on other threads, so this timer keeps firing while they allocate.
   const limitBytes = init.memoryLimitMb * 1024 * 1024;
-  const memoryWatch = setInterval(() => {
+  let busy = true;
+  let lastRss = 0;
+  let memoryWatch: ReturnType<typeof setTimeout> | undefined;
+  const watchMemory = () => {
     const rss = Deno.memoryUsage().rss;
-    if (rss <= limitBytes) return;
-    clearInterval(memoryWatch);
-    const message = `resident memory ${Math.round(rss / 1048576)} MiB exceeded ` +
-      `${init.memoryLimitMb} MiB`;
-    control({ event: "memory", message });
-    setTimeout(() => die(message), MEMORY_GRACE_MS);
-  }, MEMORY_POLL_MS);
+    if (rss > limitBytes) {
+      const message = `resident memory ${Math.round(rss / 1048576)} MiB exceeded ` +
+        `${init.memoryLimitMb} MiB`;
+      control({ event: "memory", message });
+      setTimeout(() => die(message), MEMORY_GRACE_MS);
+      return;
+    }
+    const growing = rss - lastRss > MEMORY_GROWTH;
+    lastRss = rss;
+    memoryWatch = setTimeout(
+      watchMemory,
+      busy || growing ? MEMORY_POLL_MS : IDLE_MEMORY_POLL_MS,
+    );
+  };
+  watchMemory();
+  const setBusy = (now: boolean) => {
+    const wasBusy = busy;
+    busy = now;
+    // Work arrives: look again soon instead of at the end of an idle interval.
+    if (now && !wasBusy) {
+      clearTimeout(memoryWatch);
+      memoryWatch = setTimeout(watchMemory, MEMORY_POLL_MS);
+    }
+  };
 
-  const workers = init.slots.map((spec, slot) => {
+  init.slots.forEach((spec, slot) => {
     const worker = new Worker(new URL("./plugin_worker.ts", import.meta.url), {
       type: "module",
       name: spec.name,
       deno: { permissions: spec.permissions },
     });
-    worker.onmessage = (event) => {
-      const data = event.data;
-      if (!(data instanceof ArrayBuffer)) {
-        control({ event: "violation", slot, message: "the worker sent something not a batch" });
-        return;
-      }
-      writer.send(slot, new Uint8Array(data));
-      if (writer.backlog > MAX_BACKLOG) die(`plugin ${spec.name} flooded the channel`);
+    // The worker runtime never posts to this thread (it speaks over its own connection).
+    worker.onmessage = () => {
+      control({ event: "violation", slot, message: "the worker posted a message" });
     };
     worker.onerror = (event) => {
       event.preventDefault();
@@ -118,14 +142,26 @@ export async function sandboxMain(channel: string): Promise<never> {
     worker.onmessageerror = () => {
       control({ event: "violation", slot, message: "the worker sent an unreadable message" });
     };
-    const workerInit: WorkerInit = {
+    const slotInit: SlotInit = {
       module: spec.module,
       name: spec.name,
       logLinesPerSecond: spec.logLinesPerSecond,
+      channel,
+      slot,
+      secret: spec.secret,
     };
-    worker.postMessage(workerInit);
-    return worker;
+    worker.postMessage(slotInit);
   });
+  // Each worker holds its own copy of its permissions from its creation on: this thread can
+  // drop the channel (and whatever the compiled binary granted beyond the plugins) now.
+  await Deno.permissions.revoke({ name: "read", path: channel });
+  await Deno.permissions.revoke({ name: "write", path: channel });
+  await Deno.permissions.revoke(
+    { name: "net", host: `unix:${channel}` } as Deno.NetPermissionDescriptor,
+  );
+  for (const name of init.revoke) {
+    await Deno.permissions.revoke({ name } as Deno.PermissionDescriptor);
+  }
 
   for (;;) {
     let frame;
@@ -136,8 +172,10 @@ export async function sandboxMain(channel: string): Promise<never> {
     }
     // The runner is gone: so is every reason to live.
     if (!frame) Deno.exit(0);
-    const worker = workers[frame.slot];
-    if (!worker) die(`a batch for unknown slot ${frame.slot}`);
-    worker.postMessage(frame.batch.buffer, [frame.batch.buffer]);
+    if (frame.slot !== CONTROL_SLOT) {
+      die(`a batch for slot ${frame.slot} on the control connection`);
+    }
+    const activity = JSON.parse(new TextDecoder().decode(frame.batch)) as SandboxActivity;
+    setBusy(activity.busy === true);
   }
 }

@@ -8,6 +8,7 @@
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import type { ApisixConn, Entry, Reply } from "../support/apisix.ts";
+import { channelDirectory } from "../../runner/channel_dir.ts";
 import {
   asStop,
   startBystander,
@@ -101,6 +102,7 @@ const CONFIG = {
     proto_pollution: own("proto_pollution.ts"),
     console_output: own("console_output.ts"),
     node_user: own("node_user.ts", { permissions: { env: ["A6_TEST_GRANTED"] } }),
+    channel_reopen: own("channel_reopen.ts"),
   },
 };
 
@@ -444,6 +446,28 @@ Deno.test({
           });
         },
       );
+
+      await t.step("the worker's own channel, opened before the plugin loaded", async () => {
+        const conn = await h.connect();
+        conns.push(conn);
+        // The channel's path, as a plugin that learnt it somehow would know it: the runner (in
+        // this process) makes it in its channel directory when the sandbox starts.
+        const watcher = Deno.watchFs(await channelDirectory());
+        const created = (async () => {
+          for await (const event of watcher) {
+            const path = event.paths.find((p) => /\/plugin_channel_reopen-\d+\.sock$/.test(p));
+            if (path) return path;
+          }
+          return "";
+        })();
+        const token = await conn.token([["channel_reopen", "{}"]]);
+        const channel = await created;
+        watcher.close();
+        match(channel, /\.sock$/);
+        const { reply } = await conn.reqCall({ token, headers: [["x-channel", channel]] });
+        expectRoutes(reply, { connect: PERMISSION, stat: PERMISSION, netQuery: PERMISSION });
+        await bystander.check();
+      });
 
       await t.step("prototype pollution through the returned action list", async () => {
         const conn = await h.connect();

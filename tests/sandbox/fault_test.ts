@@ -31,6 +31,8 @@ const CONFIG = {
     crash_loop: own("crash_loop.ts", { memoryMb: 32, timeoutMs: 20_000, failure: "open" }),
     slow_conf: own("slow_conf.ts"),
     inline_hang: own("inline_hang.ts", { isolation: "inline", timeoutMs: 300 }),
+    slot_spoof: own("slot_spoof.ts", { isolation: "shared", group: "spoof" }),
+    broadcast_victim: own("broadcast_victim.ts", { isolation: "shared", group: "spoof" }),
   },
 };
 
@@ -144,6 +146,16 @@ Deno.test({
           withinMs: 300 + 50,
         });
         equal(h.supervisor("inline_hang").pid, null);
+      });
+
+      await t.step("frames for another slot of a shared sandbox: violation, killed", async () => {
+        await killCase({
+          plugin: "slot_spoof",
+          policy: CLOSED,
+          cause: "violation",
+          log: /sandbox group:spoof ended: a frame for slot 1 on the connection of slot 0/,
+          withinMs: 20_000,
+        });
       });
 
       await t.step("a heap bomb: the V8 heap limit ends the sandbox", async () => {
