@@ -374,6 +374,17 @@ export function parseConfig(value: unknown, file: string): RunnerConfig {
     } else if (isolation === "inline") {
       sandbox = `inline:${name}`;
     }
+    // An inline plugin runs on the runner's own event loop, with every permission the runner
+    // has: grants would be a promise nothing keeps, so they are refused rather than ignored.
+    const granted = PERMISSION_KINDS.find((kind) => permissions[kind].length > 0);
+    if (isolation === "inline" && granted !== undefined) {
+      check.fail(
+        `${key}.permissions`,
+        'no grants for an inline plugin (it runs in the runner with all of the runner\'s ' +
+          'permissions, so grants would not be enforced): remove them, or use "process"',
+        permissions[granted],
+      );
+    }
     if (pkg !== null && isolation === "inline") {
       check.fail(
         `${key}.isolation`,

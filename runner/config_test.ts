@@ -111,6 +111,16 @@ Deno.test("run and ffi are refused for sandboxed plugins, with the reason", () =
   match(error(plugin({ permissions: { ffi: true } })), /plugins\.mine\.permissions\.ffi: /);
 });
 
+Deno.test("an inline plugin takes no grants: it would have the runner's permissions anyway", () => {
+  const message = error(plugin({ isolation: "inline", permissions: { net: ["example.com:443"] } }));
+  match(message, /plugins\.mine\.permissions: expected no grants for an inline plugin/);
+  match(message, /example\.com:443/);
+  equal(
+    parseConfig(plugin({ isolation: "inline" }), FILE).plugins.get("mine")!.isolation,
+    "inline",
+  );
+});
+
 Deno.test("every mistake names the file, the key and what was expected", () => {
   const cases: Array<[unknown, RegExp]> = [
     [[], /\(top level\): expected an object/],

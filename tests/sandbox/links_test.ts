@@ -152,17 +152,8 @@ const refused: Record<string, Refused> = {};
   await Deno.symlink(join(elsewhere, "leak.ts"), join(d, "leak.ts"));
   refused.module_link = { link: join(d, "leak.ts"), target: join(elsewhere, "leak.ts"), conf: {} };
 }
-// The same link, in an inline plugin (the worker runs in the runner).
-{
-  const d = await pluginDir("inline_link");
-  await Deno.symlink("../secret", join(d, "pkgdata"));
-  refused.inline_link = {
-    link: join(d, "pkgdata"),
-    target: secret,
-    conf: { file: "./pkgdata/secret.txt" },
-    settings: { isolation: "inline" },
-  };
-}
+// No inline case: an inline plugin runs on the runner's event loop with the runner's own
+// permissions (config.ts refuses grants for it), so there is nothing a link could widen.
 
 // A link loop: refused, with a message of its own.
 const loopDir = await pluginDir("loop");
