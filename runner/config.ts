@@ -380,7 +380,7 @@ export function parseConfig(value: unknown, file: string): RunnerConfig {
     if (isolation === "inline" && granted !== undefined) {
       check.fail(
         `${key}.permissions`,
-        'no grants for an inline plugin (it runs in the runner with all of the runner\'s ' +
+        "no grants for an inline plugin (it runs in the runner with all of the runner's " +
           'permissions, so grants would not be enforced): remove them, or use "process"',
         permissions[granted],
       );
