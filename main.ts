@@ -10,7 +10,7 @@ if (import.meta.main) {
     const { sandboxMain } = await import("./sandbox/process_main.ts");
     await sandboxMain(Deno.args[1] ?? "");
   } else {
-    const { main } = await import("./runner/cli.ts");
+    const { main } = await import("./runner/ops/cli.ts");
     // Deno.exit, not a normal return: returning would close the listener, and Deno removes a
     // Unix socket's path when its listener closes, even when a newer runner owns the path now.
     Deno.exit(await main(Deno.args));

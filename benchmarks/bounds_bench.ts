@@ -200,10 +200,10 @@ const dir = await Deno.makeTempDir({ prefix: "a6-bounds-bench-" });
 await Deno.writeTextFile(`${dir}/worst.ts`, PLUGIN);
 const root = values.root ? `file://${values.root.replace(/\/?$/, "/")}` : "../";
 const { parseConfig } = await import(
-  new URL("runner/config.ts", new URL(root, import.meta.url)).href
+  new URL("runner/config/config.ts", new URL(root, import.meta.url)).href
 );
 const { RunnerServer } = await import(
-  new URL("runner/server.ts", new URL(root, import.meta.url)).href
+  new URL("runner/apisix/server.ts", new URL(root, import.meta.url)).href
 );
 // What reaches the log from the flooding plugin, in bytes (the lines are not kept).
 let floodBytes = 0;

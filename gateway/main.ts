@@ -9,16 +9,16 @@
  */
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
-import { DEV_ADDRESS } from "../runner/cli.ts";
+import { DEV_ADDRESS } from "../runner/ops/cli.ts";
 import { getLogger } from "@logtape/logtape";
-import { setupLogging } from "../runner/log.ts";
+import { setupLogging } from "../runner/telemetry/log.ts";
 import { runRoute } from "./handler.ts";
 import { requestState } from "./request_state.ts";
 import { loadRoutes, matchRoute, type Route, RoutesError } from "./routes.ts";
 import { RunnerClient, TokenCache } from "./runner_client.ts";
 import { plainResponse } from "./handler.ts";
 import { normalizePath } from "./uri.ts";
-import { watchPaths } from "../runner/watch.ts";
+import { watchPaths } from "../runner/ops/watch.ts";
 import { dirname, resolve } from "node:path";
 
 const DEFAULT_ROUTES = fileURLToPath(new URL("../examples/routes.jsonc", import.meta.url));

@@ -28,7 +28,7 @@
  *
  * @module
  */
-import { parseJsonc } from "../runner/jsonc.ts";
+import { parseJsonc } from "../runner/config/jsonc.ts";
 
 /** The three ext-plugins, in the order APISIX runs them. */
 export const PHASES = [

@@ -167,7 +167,7 @@ export class FrameEncoder {
     return runSteps(this.reqCallSteps(id, action));
   }
 
-  /** {@linkcode reqCall} in pieces (see `runner/slicer.ts`); the builder is this call's. */
+  /** {@linkcode reqCall} in pieces (see `runner/sandboxes/slicer.ts`); the builder is this call's. */
   *reqCallSteps(id: number, action: ReqCallAction): Steps<Uint8Array> {
     const b = this.#builder;
     let type: Action = Action.NONE;
@@ -241,7 +241,7 @@ export class FrameEncoder {
     return runSteps(this.respCallSteps(id, status, headers, body));
   }
 
-  /** {@linkcode respCall} in pieces (see `runner/slicer.ts`); the builder is this call's. */
+  /** {@linkcode respCall} in pieces (see `runner/sandboxes/slicer.ts`); the builder is this call's. */
   *respCallSteps(
     id: number,
     status: number,

@@ -3,7 +3,7 @@
  * `messages.ts`) by parsing confs and running filters over lazily decoded request views. It
  * runs in a sandbox's Web Worker (`plugin_worker.ts` wraps it with the hardening, the console
  * capture and the channel) or, for trusted `isolation: "inline"` plugins, on the runner's own
- * event loop (`runner/inline_carrier.ts`), where batches are handed over by a plain call.
+ * event loop (`runner/sandboxes/inline_carrier.ts`), where batches are handed over by a plain call.
  *
  * @module
  */

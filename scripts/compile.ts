@@ -17,7 +17,7 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { join, relative } from "node:path";
 import { RpcType } from "../protocol/frame.ts";
-import { BUNDLED_PLUGINS } from "../runner/config.ts";
+import { BUNDLED_PLUGINS } from "../runner/config/config.ts";
 import { RunnerClient, TokenCache } from "../gateway/runner_client.ts";
 import { decodeReqCallAnswer, encodeReqCall } from "../gateway/wire.ts";
 

@@ -5,6 +5,6 @@
  *
  * @module
  */
-import { main } from "../runner/cli.ts";
+import { main } from "../runner/ops/cli.ts";
 
 Deno.exit(await main(Deno.args));

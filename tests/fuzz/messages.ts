@@ -29,7 +29,7 @@ import {
 import { concat, rawFrame } from "../support/raw_conn.ts";
 import { ByteBuffer } from "flatbuffers";
 import { PrepareConfReq } from "../../protocol/gen/prepare_conf_req.ts";
-import { MAX_CONF_ENTRIES } from "../../runner/connection.ts";
+import { MAX_CONF_ENTRIES } from "../../runner/apisix/connection.ts";
 
 /** Fuzzing limits: the CI run keeps payloads small, long runs go up to the protocol limit. */
 export interface FuzzSettings {

@@ -3,7 +3,7 @@
  * the README's "writing a plugin" / "testing your plugin" code runs as shown.
  */
 import { deepEqual, equal } from "node:assert/strict";
-import { BUNDLED_PLUGINS } from "../../runner/config.ts";
+import { BUNDLED_PLUGINS } from "../../runner/config/config.ts";
 import type { Plugin } from "../../mod.ts";
 import { testPlugin } from "../../testing/mod.ts";
 import { ROOT } from "../support/runner.ts";

@@ -262,7 +262,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "§8.50 the request phase never asks for the response body (see runner/call_test.ts)",
+  name: "§8.50 the request phase never asks for the response body (see runner/apisix/call_test.ts)",
   ...SHARED,
   async fn() {
     // The request API offers no way to ask for it: a plugin reading everything it can during a

@@ -136,7 +136,7 @@ Deno.test("§8.4 APISIX_CONF_EXPIRE_TIME: unset uses the default; non-numeric or
       ok(report.output.includes("APISIX_CONF_EXPIRE_TIME"), report.output);
     }
     // Unset (and blank): the runner starts and serves (the 3600 s default itself is checked in
-    // runner/server_test.ts; a test cannot wait an hour).
+    // runner/apisix/server_test.ts; a test cannot wait an hour).
     for (const env of [{}, { APISIX_CONF_EXPIRE_TIME: "" }]) {
       const runner = await startRunner({ socket: `${dir}/ok.sock`, env });
       try {

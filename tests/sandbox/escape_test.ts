@@ -8,7 +8,7 @@
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import type { ApisixConn, Entry, Reply } from "../support/apisix.ts";
-import { channelDirectory } from "../../runner/channel_dir.ts";
+import { channelDirectory } from "../../runner/sandboxes/channel_dir.ts";
 import {
   asStop,
   startBystander,
@@ -139,7 +139,7 @@ Deno.test({
         const conf = {
           granted: `${grantedDir}/granted.txt`,
           secret: `${secretDir}/secret.txt`,
-          runnerFile: `${SUITE_DIR}../../runner/config.ts`,
+          runnerFile: `${SUITE_DIR}../../runner/config/config.ts`,
         };
         const reply = await attack("read_file", conf);
         equal(stopHeader(reply, "x-granted"), "granted content");

@@ -10,11 +10,11 @@
 import { configureSync, getLogfmtFormatter, resetSync } from "@logtape/logtape";
 import { equal } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { parseConfig } from "../../runner/config.ts";
-import type { PluginHost } from "../../runner/plugin_host.ts";
-import { RunnerServer } from "../../runner/server.ts";
-import type { Supervisor } from "../../runner/supervisor.ts";
-import type { Outcome } from "../../runner/metrics_core.ts";
+import { parseConfig } from "../../runner/config/config.ts";
+import type { PluginHost } from "../../runner/sandboxes/plugin_host.ts";
+import { RunnerServer } from "../../runner/apisix/server.ts";
+import type { Supervisor } from "../../runner/sandboxes/supervisor.ts";
+import type { Outcome } from "../../runner/telemetry/metrics_core.ts";
 import { ApisixConn, latin1, type Reply } from "../support/apisix.ts";
 
 /** Where relative module paths in a harness configuration start. */

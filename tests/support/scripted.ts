@@ -12,7 +12,7 @@ export type { Op, Recorded, Seen } from "../fixtures/plugins/scripted_core.ts";
 /** The folder of the fixture plugins. */
 export const FIXTURES = `${ROOT}tests/fixtures/plugins`;
 
-/** Per-plugin settings a test may override (see runner/config.ts). */
+/** Per-plugin settings a test may override (see runner/config/config.ts). */
 export type PluginOverrides = Record<string, unknown>;
 
 /**

@@ -14,7 +14,7 @@ export default definePlugin({
     await attempt(res, {
       literalEtcPasswd: () => import("file:///etc/passwd"),
       literalEtcHostsJson: () => import("file:///etc/hosts", { with: { type: "json" } }),
-      literalRunnerCode: () => import("../../../runner/config.ts"),
+      literalRunnerCode: () => import("../../../runner/config/config.ts"),
       literalDenoJson: () => import("../../../deno.json", { with: { type: "json" } }),
       literalProcEnviron: () => import("file:///proc/self/environ"),
       computedEtcPasswd: () => import(["file:///etc", "passwd"].join("/")),
