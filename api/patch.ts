@@ -10,6 +10,7 @@
  * @module
  */
 import { ByteFormatError, ByteReader, type ByteWriter, decodeLatin1 } from "./bytes.ts";
+import { runSteps, STEP_ENTRIES, type Steps } from "../protocol/steps.ts";
 import { MAX_TABLE_VECTOR } from "../protocol/verify.ts";
 
 /**
@@ -26,23 +27,6 @@ export class PatchLimitError extends RangeError {
   constructor(message: string) {
     super(message);
     this.name = "PatchLimitError";
-  }
-}
-
-/**
- * Work that grows with the input, as a generator that yields between pieces (every
- * {@linkcode STEP_ENTRIES} entries), so a caller can spread it over turns of the event loop.
- */
-export type Steps<T> = Generator<void, T, void>;
-
-/** Entries handled between two yields of {@linkcode Steps}. */
-export const STEP_ENTRIES = 256;
-
-/** Runs `steps` to the end at once. */
-export function runSteps<T>(steps: Steps<T>): T {
-  for (;;) {
-    const next = steps.next();
-    if (next.done) return next.value;
   }
 }
 

@@ -1,6 +1,16 @@
-import { deepEqual, equal, match, throws } from "node:assert/strict";
+import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
+import { FrameEncoder } from "../protocol/encode.ts";
+import { runSteps } from "../protocol/steps.ts";
 import { ByteFormatError, ByteWriter, decodeLatin1, encodeLatin1 } from "./bytes.ts";
-import { Patch } from "./patch.ts";
+import {
+  addScans,
+  MAX_PATCH_ENTRIES,
+  Patch,
+  PatchLimitError,
+  type PatchScan,
+  scanPatch,
+} from "./patch.ts";
+import { requestAction } from "./reply.ts";
 
 const text = (bytes: Uint8Array | null) => bytes === null ? null : decodeLatin1(bytes);
 
@@ -88,18 +98,6 @@ Deno.test("decode refuses malformed input with a ByteFormatError", () => {
   throws(() => Patch.decode(Uint8Array.of(2, 50, 0)), /status 50 invalid/);
   throws(() => Patch.decode(Uint8Array.of(7, 255, 255, 255, 255)), /response headers cannot fit/);
 });
-
-import {
-  addScans,
-  MAX_PATCH_ENTRIES,
-  PatchLimitError,
-  type PatchScan,
-  runSteps,
-  scanPatch,
-} from "./patch.ts";
-import { ok } from "node:assert/strict";
-import { FrameEncoder } from "../protocol/encode.ts";
-import { requestAction } from "./reply.ts";
 
 function bytesOf(patch: Patch): Uint8Array {
   const out = new ByteWriter(16);

@@ -4,7 +4,8 @@
  * @module
  */
 import { decodeLatin1, encodeLatin1 } from "./bytes.ts";
-import { type Patch, runSteps, STEP_ENTRIES, type Steps } from "./patch.ts";
+import type { Patch } from "./patch.ts";
+import { runSteps, STEP_ENTRIES, type Steps } from "../protocol/steps.ts";
 import { isHopByHopOrLength } from "../protocol/apisix_rules.ts";
 import type { ReqCallAction, WireEntry } from "../protocol/encode.ts";
 import type { HttpRespCallReq } from "../protocol/gen/http_resp_call_req.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 import * as flatbuffers from "flatbuffers";
-import { runSteps, STEP_ENTRIES, type Steps } from "../api/patch.ts";
+import { runSteps, STEP_ENTRIES, type Steps } from "./steps.ts";
 import { Action } from "./gen/action.ts";
 import { ErrResp } from "./gen/err_resp.ts";
 import { ExtraInfoReq } from "./gen/extra_info_req.ts";

@@ -7,7 +7,8 @@
  */
 import type { Logger } from "@logtape/logtape";
 import { ByteFormatError, type ByteReader, decodeUtf8, encodeUtf8 } from "../../api/bytes.ts";
-import { Patch, type PatchScan, scanPatch, type Steps } from "../../api/patch.ts";
+import { Patch, type PatchScan, scanPatch } from "../../api/patch.ts";
+import type { Steps } from "../../protocol/steps.ts";
 import { MAX_PAYLOAD } from "../../protocol/frame.ts";
 import {
   type PrefetchList,

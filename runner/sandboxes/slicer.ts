@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { Steps } from "../../api/patch.ts";
+import type { Steps } from "../../protocol/steps.ts";
 
 /** Most milliseconds of sliced work between two turns of the event loop. */
 export const SLICE_MS = 2;

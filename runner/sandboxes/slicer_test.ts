@@ -1,5 +1,5 @@
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
-import type { Steps } from "../../api/patch.ts";
+import type { Steps } from "../../protocol/steps.ts";
 import { Slicer } from "./slicer.ts";
 
 function* counting(pieces: number, log: string[], name: string): Steps<number> {
