@@ -13,6 +13,7 @@
  */
 import { dirname, join } from "node:path";
 import { ownDirectory, type PluginSettings } from "../config/config.ts";
+import { StartRefused } from "./start_refused.ts";
 
 /** The trees a plugin (or the sandbox's own code) may reach, as the configuration names them. */
 export interface GrantRoots {
@@ -31,7 +32,7 @@ export interface GrantPaths {
 }
 
 /** Why a sandbox must not start: a link (or a tree too large to verify) in what it may reach. */
-export class GrantRefused extends Error {
+export class GrantRefused extends StartRefused {
   override name = "GrantRefused";
 }
 

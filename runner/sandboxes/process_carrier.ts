@@ -17,6 +17,7 @@ import { channelDirectory } from "./channel_dir.ts";
 import { CodeSnapshot } from "./code_snapshot.ts";
 import { ownDirectory, type PermissionKind, type PluginSettings } from "../config/config.ts";
 import { checkGrants, type GrantPaths, grantRoots } from "./grant_check.ts";
+import { StartRefused } from "./start_refused.ts";
 import { log } from "../telemetry/log.ts";
 import { generatedConfigFile, packageProblem } from "../config/packages.ts";
 import type { FailureCause } from "./plugin_host.ts";
@@ -336,7 +337,7 @@ export function processCarrier(
   const start = async () => {
     const changed = await (await codeAtStart)?.firstChange();
     if (changed) {
-      throw new Error(
+      throw new StartRefused(
         `${changed} changed on disk since the runner started, and a sandbox started from it ` +
           "might not understand this runner: restart the runner",
       );
@@ -345,7 +346,7 @@ export function processCarrier(
     const notInstalled = packaged?.package
       ? await packageProblem(packaged.package, packaged.configFile ?? null)
       : null;
-    if (notInstalled) throw new Error(notInstalled);
+    if (notInstalled) throw new StartRefused(notInstalled);
     const paths = await checkSandboxPaths(plugins);
     const dir = await channelDirectory();
     // Stopped during the checks (a shutdown): a process spawned now would be nobody's.

@@ -7,7 +7,7 @@
  * @module
  */
 import type { PluginSettings } from "../config/config.ts";
-import { GrantRefused } from "./grant_check.ts";
+import { StartRefused } from "./start_refused.ts";
 import { log } from "../telemetry/log.ts";
 import { type FailureCause, type HostEvents, PluginHost } from "./plugin_host.ts";
 
@@ -159,7 +159,7 @@ export class Supervisor implements HostEvents {
     } catch (error) {
       const message = `sandbox ${this.key} failed to start: ${(error as Error).message}`;
       this.startError = message;
-      if (error instanceof GrantRefused) this.#refusal = message;
+      if (error instanceof StartRefused) this.#refusal = message;
       if (this.#carrier === carrier) carrier.kill("crash", message);
       for (const host of this.hosts) host.failPendingConfs("crash", message);
       return;
@@ -210,7 +210,7 @@ export class Supervisor implements HostEvents {
   }
 
   /**
-   * A start refused because of the plugins' files (a link out of them): not a crash. One log
+   * A start refused for a reason a restart cannot mend (see start_refused.ts): not a crash. One log
    * line per distinct refusal, however often APISIX asks; the plugins answer by their failure
    * policy at once, and the files are checked again after a while (the operator may fix them).
    */

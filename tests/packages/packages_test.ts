@@ -209,6 +209,21 @@ Deno.test({
         }
         const line = await runner.waitForLine(/is not installed/);
         match(line, /deno task install/);
+        // APISIX asks again and again: refused at once each time, one line for the refusal, and
+        // no restart loop (a refusal is not a crash).
+        const again = await ApisixConn.connect(runner.socket);
+        try {
+          for (let i = 0; i < 3; i++) {
+            deepEqual(await again.prepare([["pkg", "{}"]]), { rpc: 0, code: 1 });
+          }
+        } finally {
+          again.close();
+        }
+        const refusals = runner.lines.filter((l) =>
+          /logger=a6\.sandbox .*failed to start: .*is not installed/.test(l)
+        );
+        equal(refusals.length, 1, refusals.join("\n"));
+        equal(runner.lines.filter((l) => /sandbox .* ended/.test(l)).length, 0, "no crash loop");
         equal(runner.lines.filter((l) => / says: /.test(l)).length, 0, "no sandbox started");
       } finally {
         await runner.stop();
