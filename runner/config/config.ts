@@ -265,8 +265,15 @@ function resolveModule(
   return { module, bundled: false, package: packageDirectoryOf(fileURLToPath(module)) };
 }
 
-/** Validates a parsed configuration object. `file` names it in error messages. */
-export function parseConfig(value: unknown, file: string): RunnerConfig {
+/**
+ * Validates a parsed configuration object. `file` names it in error messages; `standalone` says
+ * whether this is a compiled binary (which cannot load plugin packages), this process by default.
+ */
+export function parseConfig(
+  value: unknown,
+  file: string,
+  standalone: boolean = Deno.build.standalone,
+): RunnerConfig {
   const check = new Checker(file);
   const root = check.object(value, "(top level)");
   const baseDir = dirname(resolve(file));
@@ -303,7 +310,7 @@ export function parseConfig(value: unknown, file: string): RunnerConfig {
       spec,
       baseDir,
     );
-    if (pkg !== null && Deno.build.standalone) {
+    if (pkg !== null && standalone) {
       check.fail(
         `${key}.module`,
         "a bundled plugin or a single-file plugin: a compiled runner binary cannot load a " +

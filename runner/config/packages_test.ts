@@ -117,3 +117,28 @@ Deno.test("a package's sandbox starts with the package's installed config and re
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a compiled binary refuses plugin packages and npm: plugins, naming the key", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(join(dir, "pkg"));
+    await Deno.writeTextFile(join(dir, "pkg", "deno.json"), "{}");
+    const file = join(dir, "runner.json");
+    for (const module of ["./pkg/mod.ts", "npm:@acme/apisix-plugin-x@1.2.3"]) {
+      const config = { bundled: false, plugins: { p: { module } } };
+      throws(() => parseConfig(config, file, true), (error: unknown) => {
+        ok(error instanceof ConfigError);
+        match(error.message, /plugins\.p\.module: expected a bundled plugin or a single-file/);
+        match(error.message, /cannot load a plugin package/);
+        return true;
+      });
+      // The same configuration is fine when the runner runs from a checkout.
+      equal(parseConfig(config, file, false).plugins.get("p")!.bundled, false);
+    }
+    // A single-file plugin is fine in the binary too.
+    const single = { bundled: false, plugins: { s: { module: "./single.ts" } } };
+    equal(parseConfig(single, file, true).plugins.get("s")!.package, null);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
