@@ -44,6 +44,84 @@ const enum Tag {
 /** A header or response-header entry as bytes. */
 export type ByteEntry = readonly [name: Uint8Array, value: Uint8Array];
 
+/**
+ * Where the lists of a decoded patch are in its bytes, before they are read into objects (see
+ * {@linkcode Patch.lazyLists}): no object per entry, so a patch of a few hundred thousand
+ * entries leaves the garbage collector nothing to copy while the runner answers from it.
+ */
+export interface PatchLists {
+  /** The patch's bytes. */
+  readonly bytes: Uint8Array;
+  /** Request header records: where each starts (its name's length), in order; names unique. */
+  readonly headers: Int32Array;
+  /** Arg records, as `headers`. */
+  readonly args: Int32Array;
+  /** Response headers: where each entry starts (its name's length); null when there is none. */
+  readonly responseHeaders: Int32Array | null;
+}
+
+const NO_OFFSETS = new Int32Array(0);
+
+/** Offsets of records, in an Int32Array that grows (no object per offset). */
+class Offsets {
+  list = new Int32Array(16);
+  length = 0;
+  push(offset: number): void {
+    if (this.length === this.list.length) {
+      const grown = new Int32Array(this.list.length * 2);
+      grown.set(this.list);
+      this.list = grown;
+    }
+    this.list[this.length++] = offset;
+  }
+  take(): Int32Array {
+    return this.length ? this.list.subarray(0, this.length) : NO_OFFSETS;
+  }
+}
+
+/** Skips a u32-length-prefixed byte string (the same errors as reading it). */
+function skipBytes(reader: ByteReader): void {
+  const n = reader.u32();
+  if (n > reader.remaining) reader.raw(n);
+  reader.offset += n;
+}
+
+/** Whether two of `records`' names (a u32 length and the bytes, at each offset) are equal. */
+function* hasDuplicateNames(bytes: Uint8Array, records: Int32Array): Steps<boolean> {
+  if (records.length < 2) return false;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let size = 16;
+  while (size < records.length * 2) size *= 2;
+  // Open addressing: each slot holds a record's index + 1.
+  const table = new Int32Array(size);
+  const mask = size - 1;
+  for (let r = 0; r < records.length; r++) {
+    const at = records[r]!;
+    const length = view.getUint32(at, true);
+    let hash = 0x811c9dc5;
+    for (let i = at + 4; i < at + 4 + length; i++) hash = Math.imul(hash ^ bytes[i]!, 0x01000193);
+    for (let slot = hash & mask;; slot = (slot + 1) & mask) {
+      const other = table[slot]! - 1;
+      if (other < 0) {
+        table[slot] = r + 1;
+        break;
+      }
+      const from = records[other]!;
+      if (view.getUint32(from, true) !== length) continue;
+      let same = true;
+      for (let i = 0; i < length; i++) {
+        if (bytes[at + 4 + i] !== bytes[from + 4 + i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return true;
+    }
+    if (r % STEP_ENTRIES === STEP_ENTRIES - 1) yield;
+  }
+  return false;
+}
+
 /** The decoded form of a patch. Every field is optional: absent means "unchanged". */
 export class Patch {
   /** The request is answered now (request phase): `status`, `responseHeaders`, `responseBody`. */
@@ -52,24 +130,113 @@ export class Patch {
   status = 0;
   /** New request path (decoded, without a query string). */
   path: Uint8Array | null = null;
-  /** Request headers by lower-case name: their complete new values; an empty list deletes. */
-  headers: Map<string, Uint8Array[]> | null = null;
-  /** Request args by name: their complete new values (null = no value); empty list deletes. */
-  args: Map<string, (Uint8Array | null)[]> | null = null;
   /** New request body (request phase). */
   requestBody: Uint8Array | null = null;
+  /** Stop body (request phase) or new response body (response phase). */
+  responseBody: Uint8Array | null = null;
+  #headers: Map<string, Uint8Array[]> | null = null;
+  #args: Map<string, (Uint8Array | null)[]> | null = null;
+  #responseHeaders: ByteEntry[] | null = null;
+  // The lists not yet read into the fields above (decoded patches read them when first asked).
+  #lazy: PatchLists | null = null;
+
+  /** Request headers by lower-case name: their complete new values; an empty list deletes. */
+  get headers(): Map<string, Uint8Array[]> | null {
+    if (this.#lazy) runSteps(this.readListsSteps());
+    return this.#headers;
+  }
+  set headers(headers: Map<string, Uint8Array[]> | null) {
+    if (this.#lazy) runSteps(this.readListsSteps());
+    this.#headers = headers;
+  }
+
+  /** Request args by name: their complete new values (null = no value); empty list deletes. */
+  get args(): Map<string, (Uint8Array | null)[]> | null {
+    if (this.#lazy) runSteps(this.readListsSteps());
+    return this.#args;
+  }
+  set args(args: Map<string, (Uint8Array | null)[]> | null) {
+    if (this.#lazy) runSteps(this.readListsSteps());
+    this.#args = args;
+  }
+
   /**
    * The complete list of client response headers: the stop headers, or the headers added while
    * proxying (request phase), or the upstream headers after changes (response phase).
    */
-  responseHeaders: ByteEntry[] | null = null;
-  /** Stop body (request phase) or new response body (response phase). */
-  responseBody: Uint8Array | null = null;
+  get responseHeaders(): ByteEntry[] | null {
+    if (this.#lazy) runSteps(this.readListsSteps());
+    return this.#responseHeaders;
+  }
+  set responseHeaders(list: ByteEntry[] | null) {
+    if (this.#lazy) runSteps(this.readListsSteps());
+    this.#responseHeaders = list;
+  }
+
+  /**
+   * A decoded patch whose lists are still only offsets into its bytes: those offsets (the runner
+   * answers from them without an object per entry), else null.
+   */
+  get lazyLists(): PatchLists | null {
+    return this.#lazy;
+  }
+
+  /** Reads the lists of a decoded patch into objects (done once, when first asked for). */
+  *readListsSteps(): Steps<void> {
+    const lazy = this.#lazy;
+    if (!lazy) return;
+    const { bytes } = lazy;
+    const reader = new ByteReader(bytes);
+    let step = 0;
+    let headers: Map<string, Uint8Array[]> | null = null;
+    for (const at of lazy.headers) {
+      reader.offset = at;
+      const name = decodeLatin1(reader.bytesView());
+      const count = reader.u16();
+      const values: Uint8Array[] = [];
+      for (let i = 0; i < count; i++) {
+        values.push(reader.bytesView());
+        if (++step % STEP_ENTRIES === 0) yield;
+      }
+      (headers ??= new Map()).set(name, values);
+      if (++step % STEP_ENTRIES === 0) yield;
+    }
+    let args: Map<string, (Uint8Array | null)[]> | null = null;
+    for (const at of lazy.args) {
+      reader.offset = at;
+      const name = decodeLatin1(reader.bytesView());
+      const count = reader.u16();
+      const values: (Uint8Array | null)[] = [];
+      for (let i = 0; i < count; i++) {
+        values.push(reader.u8() ? reader.bytesView() : null);
+        if (++step % STEP_ENTRIES === 0) yield;
+      }
+      (args ??= new Map()).set(name, values);
+      if (++step % STEP_ENTRIES === 0) yield;
+    }
+    let list: ByteEntry[] | null = null;
+    if (lazy.responseHeaders) {
+      list = [];
+      for (const at of lazy.responseHeaders) {
+        reader.offset = at;
+        list.push([reader.bytesView(), reader.bytesView()]);
+        if (++step % STEP_ENTRIES === 0) yield;
+      }
+    }
+    // Read in slices: a setter may have run meanwhile.
+    if (this.#lazy !== lazy) return;
+    this.#lazy = null;
+    this.#headers = headers;
+    this.#args = args;
+    this.#responseHeaders = list;
+  }
 
   /** True when nothing is changed. */
   get empty(): boolean {
-    return !this.stop && this.status === 0 && this.path === null && this.headers === null &&
-      this.args === null && this.requestBody === null && this.responseHeaders === null &&
+    const lazy = this.#lazy;
+    if (lazy && (lazy.headers.length || lazy.args.length || lazy.responseHeaders)) return false;
+    return !this.stop && this.status === 0 && this.path === null && this.#headers === null &&
+      this.#args === null && this.requestBody === null && this.#responseHeaders === null &&
       this.responseBody === null;
   }
 
@@ -101,6 +268,7 @@ export class Patch {
 
   /** {@linkcode encode} in pieces. */
   *encodeSteps(out: ByteWriter): Steps<void> {
+    yield* this.readListsSteps();
     if (this.stop) out.u8(Tag.Stop);
     if (this.status !== 0) out.u8(Tag.Status).u16(this.status);
     if (this.path) out.u8(Tag.Path).bytes(this.path);
@@ -142,6 +310,8 @@ export class Patch {
 
   /** {@linkcode merge} in pieces. */
   *mergeSteps(later: Patch): Steps<void> {
+    yield* this.readListsSteps();
+    yield* later.readListsSteps();
     const { headers, args } = later;
     later.headers = later.args = null;
     this.merge(later);
@@ -172,11 +342,17 @@ export class Patch {
     return runSteps(Patch.decodeSteps(bytes));
   }
 
-  /** {@linkcode decode} in pieces. */
+  /**
+   * {@linkcode decode} in pieces. The lists stay offsets into `bytes` (see
+   * {@linkcode lazyLists}) until first asked for, unless a name repeats.
+   */
   static *decodeSteps(bytes: Uint8Array): Steps<Patch> {
     const patch = new Patch();
     let step = 0;
     const reader = new ByteReader(bytes);
+    const headers = new Offsets();
+    const args = new Offsets();
+    let responseHeaders: Offsets | null = null;
     while (reader.remaining > 0) {
       const tag = reader.u8();
       switch (tag) {
@@ -193,26 +369,24 @@ export class Patch {
           patch.path = reader.bytesView();
           break;
         case Tag.Header: {
-          const name = decodeLatin1(reader.bytesView());
+          headers.push(reader.offset);
+          skipBytes(reader);
           const count = reader.u16();
-          const values: Uint8Array[] = [];
           for (let i = 0; i < count; i++) {
-            values.push(reader.bytesView());
+            skipBytes(reader);
             if (++step % STEP_ENTRIES === 0) yield;
           }
-          (patch.headers ??= new Map()).set(name, values);
           if (++step % STEP_ENTRIES === 0) yield;
           break;
         }
         case Tag.Arg: {
-          const name = decodeLatin1(reader.bytesView());
+          args.push(reader.offset);
+          skipBytes(reader);
           const count = reader.u16();
-          const values: (Uint8Array | null)[] = [];
           for (let i = 0; i < count; i++) {
-            values.push(reader.u8() ? reader.bytesView() : null);
+            if (reader.u8()) skipBytes(reader);
             if (++step % STEP_ENTRIES === 0) yield;
           }
-          (patch.args ??= new Map()).set(name, values);
           if (++step % STEP_ENTRIES === 0) yield;
           break;
         }
@@ -225,12 +399,13 @@ export class Patch {
           if (count * 8 > reader.remaining) {
             throw new ByteFormatError(`${count} response headers cannot fit`);
           }
-          const list: ByteEntry[] = [];
+          responseHeaders = new Offsets();
           for (let i = 0; i < count; i++) {
-            list.push([reader.bytesView(), reader.bytesView()]);
+            responseHeaders.push(reader.offset);
+            skipBytes(reader);
+            skipBytes(reader);
             if (++step % STEP_ENTRIES === 0) yield;
           }
-          patch.responseHeaders = list;
           break;
         }
         case Tag.ResponseBody:
@@ -238,6 +413,22 @@ export class Patch {
           break;
         default:
           throw new ByteFormatError(`unknown patch tag ${tag} at offset ${reader.offset - 1}`);
+      }
+    }
+    if (headers.length || args.length || responseHeaders) {
+      patch.#lazy = {
+        bytes,
+        headers: headers.take(),
+        args: args.take(),
+        responseHeaders: responseHeaders?.take() ?? null,
+      };
+      // A repeated name: the last values win, in the first one's place (a Map's order).
+      const lazy = patch.#lazy;
+      if (
+        (yield* hasDuplicateNames(bytes, lazy.headers)) ||
+        (yield* hasDuplicateNames(bytes, lazy.args))
+      ) {
+        yield* patch.readListsSteps();
       }
     }
     return patch;

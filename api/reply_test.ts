@@ -2,7 +2,7 @@ import { deepEqual, equal } from "node:assert/strict";
 import * as flatbuffers from "flatbuffers";
 import { Patch } from "./patch.ts";
 import { HttpRespCallReq } from "../protocol/gen/http_resp_call_req.ts";
-import type { ReqCallAction, WireEntry } from "../protocol/encode.ts";
+import type { ReqCallAction, WireEntries, WireEntry } from "../protocol/encode.ts";
 import { encodeRespCall, type Entry } from "../tests/support/apisix.ts";
 import { isDroppedResponseHeader, requestAction, responseHeaders } from "./reply.ts";
 
@@ -11,7 +11,10 @@ const text = (bytes: Uint8Array | null) => bytes === null ? null : String.fromCh
 
 /** An action with its byte strings as Latin-1 text, for comparison. */
 function readable(action: ReqCallAction): Record<string, unknown> {
-  const list = (entries: readonly WireEntry[]) => entries.map(([n, v]) => [text(n), text(v)]);
+  const list = (entries: WireEntries) =>
+    Array.from({ length: entries.length }, (_, i) => entries.at(i)!).map((
+      [n, v],
+    ) => [text(n), text(v)]);
   if (action.kind === "none") return action;
   if (action.kind === "stop") {
     return { ...action, headers: list(action.headers), body: text(action.body) };
