@@ -62,6 +62,9 @@ export interface PatchLists {
 
 const NO_OFFSETS = new Int32Array(0);
 
+// Patches with at most this many entries are read into objects at once (they cost less so).
+const SMALL_PATCH = 64;
+
 /** Offsets of records, in an Int32Array that grows (no object per offset). */
 class Offsets {
   list = new Int32Array(16);
@@ -343,10 +346,79 @@ export class Patch {
   }
 
   /**
-   * {@linkcode decode} in pieces. The lists stay offsets into `bytes` (see
-   * {@linkcode lazyLists}) until first asked for, unless a name repeats.
+   * {@linkcode decode} in pieces. The lists of a patch of more than a few entries stay offsets
+   * into `bytes` (see {@linkcode lazyLists}) until first asked for, unless a name repeats.
    */
   static *decodeSteps(bytes: Uint8Array): Steps<Patch> {
+    // A few entries cost less as objects than offsets and the lists made from them.
+    return Patch.#decodeSmall(bytes) ?? (yield* Patch.#decodeLazy(bytes));
+  }
+
+  /** A patch of at most {@linkcode SMALL_PATCH} entries, read into objects; else null. */
+  static #decodeSmall(bytes: Uint8Array): Patch | null {
+    const patch = new Patch();
+    let entries = 0;
+    const reader = new ByteReader(bytes);
+    while (reader.remaining > 0) {
+      const tag = reader.u8();
+      switch (tag) {
+        case Tag.Stop:
+          patch.stop = true;
+          break;
+        case Tag.Status: {
+          const status = reader.u16();
+          if (status < 100 || status > 999) throw new ByteFormatError(`status ${status} invalid`);
+          patch.status = status;
+          break;
+        }
+        case Tag.Path:
+          patch.path = reader.bytesView();
+          break;
+        case Tag.Header: {
+          const name = decodeLatin1(reader.bytesView());
+          const count = reader.u16();
+          if ((entries += count + 1) > SMALL_PATCH) return null;
+          const values: Uint8Array[] = [];
+          for (let i = 0; i < count; i++) values.push(reader.bytesView());
+          (patch.#headers ??= new Map()).set(name, values);
+          break;
+        }
+        case Tag.Arg: {
+          const name = decodeLatin1(reader.bytesView());
+          const count = reader.u16();
+          if ((entries += count + 1) > SMALL_PATCH) return null;
+          const values: (Uint8Array | null)[] = [];
+          for (let i = 0; i < count; i++) values.push(reader.u8() ? reader.bytesView() : null);
+          (patch.#args ??= new Map()).set(name, values);
+          break;
+        }
+        case Tag.RequestBody:
+          patch.requestBody = reader.bytesView();
+          break;
+        case Tag.ResponseHeaders: {
+          const count = reader.u32();
+          // Each entry needs at least 8 bytes: refuse counts the input cannot hold.
+          if (count * 8 > reader.remaining) {
+            throw new ByteFormatError(`${count} response headers cannot fit`);
+          }
+          if ((entries += count) > SMALL_PATCH) return null;
+          const list: ByteEntry[] = [];
+          for (let i = 0; i < count; i++) list.push([reader.bytesView(), reader.bytesView()]);
+          patch.#responseHeaders = list;
+          break;
+        }
+        case Tag.ResponseBody:
+          patch.responseBody = reader.bytesView();
+          break;
+        default:
+          throw new ByteFormatError(`unknown patch tag ${tag} at offset ${reader.offset - 1}`);
+      }
+    }
+    return patch;
+  }
+
+  /** A patch whose lists stay offsets into `bytes`, in pieces. */
+  static *#decodeLazy(bytes: Uint8Array): Steps<Patch> {
     const patch = new Patch();
     let step = 0;
     const reader = new ByteReader(bytes);

@@ -1,6 +1,8 @@
 import { deepEqual, equal } from "node:assert/strict";
 import * as flatbuffers from "flatbuffers";
 import { Patch } from "./patch.ts";
+import { ByteWriter } from "./bytes.ts";
+import { FrameEncoder } from "../protocol/encode.ts";
 import { HttpRespCallReq } from "../protocol/gen/http_resp_call_req.ts";
 import type { ReqCallAction, WireEntries, WireEntry } from "../protocol/encode.ts";
 import { encodeRespCall, type Entry } from "../tests/support/apisix.ts";
@@ -181,4 +183,78 @@ Deno.test("responseHeaders: changed names replace the upstream's, unchanged ones
     responseHeaders(patch, req).map(([n, v]) => [text(n), text(v)]),
     [["Content-Type", "text/plain"], ["x-same", "one"], ["x-same", "two"]],
   );
+});
+
+/** A patch of more than a few entries: multi-valued, deleted, value-less and empty entries. */
+function largePatchBytes(options: { stop?: boolean; repeat?: boolean } = {}): Uint8Array {
+  const patch = new Patch();
+  patch.stop = options.stop ?? false;
+  patch.path = b("/p");
+  patch.headers = new Map();
+  for (let i = 0; i < 100; i++) {
+    patch.headers.set(
+      `x-${i}`,
+      i % 3 === 0 ? [] : i % 3 === 1 ? [b(`v${i}`)] : [b("a"), b("\xff")],
+    );
+  }
+  patch.args = new Map();
+  for (let i = 0; i < 100; i++) {
+    patch.args.set(`a${i}`, i % 3 === 0 ? [] : i % 3 === 1 ? [b(""), null] : [b(`w${i}`)]);
+  }
+  patch.responseHeaders = Array.from({ length: 80 }, (_, i) => [b(`r-${i % 7}`), b(`${i}`)]);
+  patch.requestBody = b("body");
+  patch.responseBody = b("stop body");
+  const out = new ByteWriter();
+  patch.encode(out);
+  if (options.repeat) {
+    // A record for a name already set: its last values win, in its first place.
+    const again = new Patch();
+    again.headers = new Map([["x-5", [b("again")]]]);
+    again.encode(out);
+  }
+  return out.take().slice();
+}
+
+/** The reply frame of a decoded patch, its lists read into objects or not. */
+function replyOf(bytes: Uint8Array, lists: "offsets" | "objects"): Uint8Array {
+  const patch = Patch.decode(bytes);
+  if (lists === "objects") patch.headers;
+  equal(patch.lazyLists !== null, lists === "offsets");
+  return new FrameEncoder().reqCall(7, requestAction(patch)).slice();
+}
+
+Deno.test("requestAction: a large decoded patch answers from its bytes exactly as from its objects", () => {
+  for (const stop of [false, true]) {
+    const bytes = largePatchBytes({ stop });
+    deepEqual(replyOf(bytes, "offsets"), replyOf(bytes, "objects"));
+  }
+});
+
+Deno.test("a large patch that repeats a name is read into objects: the last values, in the first place", () => {
+  const patch = Patch.decode(largePatchBytes({ repeat: true }));
+  equal(patch.lazyLists, null);
+  const names = [...patch.headers!.keys()];
+  equal(names.indexOf("x-5"), 5);
+  deepEqual(patch.headers!.get("x-5")!.map(text), ["again"]);
+});
+
+Deno.test("a large decoded patch re-encodes and merges as its lists read into objects do", () => {
+  const bytes = largePatchBytes();
+  const lazy = Patch.decode(bytes);
+  const read = Patch.decode(bytes);
+  read.headers;
+  const encode = (patch: Patch) => {
+    const out = new ByteWriter();
+    patch.encode(out);
+    return out.take().slice();
+  };
+  deepEqual(encode(lazy), encode(read));
+  deepEqual(encode(lazy), bytes);
+  const merged = Patch.decode(largePatchBytes({ stop: true }));
+  merged.merge(Patch.decode(bytes));
+  const expected = Patch.decode(largePatchBytes({ stop: true }));
+  expected.headers;
+  expected.merge(read);
+  deepEqual(encode(merged), encode(expected));
+  equal(lazy.empty, false);
 });
