@@ -550,6 +550,25 @@ function hasCrLf(value: Uint8Array): boolean {
   return value.indexOf(0x0a) >= 0 || value.indexOf(0x0d) >= 0;
 }
 
+// Bytes searched for CR/LF between two yields: a 16 MiB value takes a few ms to search.
+const CRLF_CHUNK = 256 * 1024;
+
+/** Whether `test` holds for a piece of `value`, searched in pieces of {@linkcode CRLF_CHUNK}. */
+function* searchSteps(value: Uint8Array, test: (piece: Uint8Array) => boolean): Steps<boolean> {
+  for (let at = 0; at < value.length; at += CRLF_CHUNK) {
+    if (test(value.subarray(at, at + CRLF_CHUNK))) return true;
+    yield;
+  }
+  return false;
+}
+
+/** {@linkcode hasCrLf} in pieces, for values longer than {@linkcode CRLF_CHUNK}. */
+function hasCrLfSteps(value: Uint8Array): Steps<boolean> {
+  return searchSteps(value, hasCrLf);
+}
+
+const hasQuestionMark = (piece: Uint8Array) => piece.includes(0x3f);
+
 /**
  * The bounded validating pass over untrusted patch bytes, run before anything is decoded: reads
  * only lengths and counts, stops at the first list over {@linkcode MAX_PATCH_ENTRIES} or at a
@@ -600,7 +619,12 @@ export function* scanPatch(
       }
       case Tag.Path: {
         const path = reader.bytesView();
-        if (path.length === 0 || path[0] !== 0x2f || path.includes(0x3f)) {
+        if (
+          path.length === 0 || path[0] !== 0x2f ||
+          (path.length > CRLF_CHUNK
+            ? yield* searchSteps(path, hasQuestionMark)
+            : hasQuestionMark(path))
+        ) {
           throw new ByteFormatError("a rewritten path must start with / and have no ?");
         }
         rewrite += path.length + VECTOR_OVERHEAD;
@@ -608,7 +632,10 @@ export function* scanPatch(
       }
       case Tag.Header: {
         const name = reader.bytesView();
-        if (name.length === 0 || hasCrLf(name)) {
+        if (
+          name.length === 0 ||
+          (name.length > CRLF_CHUNK ? yield* hasCrLfSteps(name) : hasCrLf(name))
+        ) {
           throw new ByteFormatError("a header name is empty or contains CR/LF");
         }
         const count = reader.u16();
@@ -621,7 +648,9 @@ export function* scanPatch(
         rewrite += NAME_ENTRY + name.length + (count ? VALUE_EXTRA + 2 * (count - 1) : 0);
         for (let i = 0; i < count; i++) {
           const value = reader.bytesView();
-          if (hasCrLf(value)) throw new ByteFormatError("a header value contains CR/LF");
+          if (value.length > CRLF_CHUNK ? yield* hasCrLfSteps(value) : hasCrLf(value)) {
+            throw new ByteFormatError("a header value contains CR/LF");
+          }
           rewrite += value.length;
           if (response) answer += NAME_ENTRY + VALUE_EXTRA + name.length + value.length;
           if (++step % STEP_ENTRIES === 0) yield;
@@ -656,7 +685,11 @@ export function* scanPatch(
         for (let i = 0; i < count; i++) {
           const name = reader.bytesView();
           const value = reader.bytesView();
-          if (name.length === 0 || hasCrLf(name) || hasCrLf(value)) {
+          if (
+            name.length === 0 ||
+            (name.length > CRLF_CHUNK ? yield* hasCrLfSteps(name) : hasCrLf(name)) ||
+            (value.length > CRLF_CHUNK ? yield* hasCrLfSteps(value) : hasCrLf(value))
+          ) {
             throw new ByteFormatError("a response header is empty or contains CR/LF");
           }
           const entry = NAME_ENTRY + VALUE_EXTRA + name.length + value.length;
