@@ -261,7 +261,7 @@ export function isDroppedResponseHeader(name: string): boolean {
  * hop-by-hop headers and Content-Length, so APISIX keeps Content-Type and friends
  * (PROTOCOL.md §5.3).
  */
-export function responseHeaders(patch: Patch | null, req: HttpRespCallReq): WireEntry[] {
+export function responseHeaders(patch: Patch | null, req: HttpRespCallReq): WireEntries {
   return runSteps(responseHeadersSteps(patch, req));
 }
 
@@ -269,10 +269,11 @@ export function responseHeaders(patch: Patch | null, req: HttpRespCallReq): Wire
 export function* responseHeadersSteps(
   patch: Patch | null,
   req: HttpRespCallReq,
-): Steps<WireEntry[]> {
+): Steps<WireEntries> {
+  const lists = patch?.lazyLists;
+  if (lists) return yield* lazyResponseHeaders(lists, req);
   const out: WireEntry[] = [];
   let step = 0;
-  yield* patch?.readListsSteps() ?? [];
   const changed = patch?.headers ?? null;
   const entry = new TextEntry();
   for (let i = 0; i < req.headersLength(); i++) {
@@ -295,4 +296,158 @@ export function* responseHeadersSteps(
     }
   }
   return out;
+}
+
+/** FNV-1a over Latin-1 code units (the same for a name's bytes and its text). */
+function hashStart(): number {
+  return 0x811c9dc5;
+}
+function hashStep(hash: number, unit: number): number {
+  return Math.imul(hash ^ unit, 0x01000193);
+}
+
+/** The request header names of a patch's records, to look up by text without a string each. */
+class NameSet {
+  #bytes: Uint8Array;
+  #view: DataView;
+  #records: Int32Array;
+  #table: Int32Array;
+  #mask: number;
+
+  constructor(bytes: Uint8Array, view: DataView, records: Int32Array) {
+    this.#bytes = bytes;
+    this.#view = view;
+    this.#records = records;
+    let size = 16;
+    while (size < records.length * 2) size *= 2;
+    this.#table = new Int32Array(size);
+    this.#mask = size - 1;
+  }
+
+  /** Adds record `r` (names are unique in a patch whose lists are offsets). */
+  add(r: number): void {
+    const at = this.#records[r]!;
+    const length = this.#view.getUint32(at, true);
+    let hash = hashStart();
+    for (let i = at + 4; i < at + 4 + length; i++) hash = hashStep(hash, this.#bytes[i]!);
+    let slot = hash & this.#mask;
+    while (this.#table[slot]) slot = (slot + 1) & this.#mask;
+    this.#table[slot] = r + 1;
+  }
+
+  /** Whether a record's name is `text`, byte for byte. */
+  has(text: string): boolean {
+    let hash = hashStart();
+    for (let i = 0; i < text.length; i++) hash = hashStep(hash, text.charCodeAt(i));
+    for (let slot = hash & this.#mask;; slot = (slot + 1) & this.#mask) {
+      const r = this.#table[slot]! - 1;
+      if (r < 0) return false;
+      const at = this.#records[r]!;
+      if (this.#view.getUint32(at, true) !== text.length) continue;
+      let same = true;
+      for (let i = 0; i < text.length; i++) {
+        if (this.#bytes[at + 4 + i] !== text.charCodeAt(i)) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return true;
+    }
+  }
+}
+
+/** Kept upstream headers (by index), then the patch's values (by offset), made when asked. */
+class LazyResponseHeaders extends LazyEntries {
+  #req: HttpRespCallReq;
+  #entry = new TextEntry();
+  #upstream: Int32Array;
+  #kept: number;
+  // Per patch value: where its record is, and where the value is.
+  #names: Int32Array;
+  #values: Int32Array;
+  readonly length: number;
+
+  constructor(
+    bytes: Uint8Array,
+    req: HttpRespCallReq,
+    upstream: Int32Array,
+    kept: number,
+    names: Int32Array,
+    values: Int32Array,
+    count: number,
+  ) {
+    super(bytes);
+    this.#req = req;
+    this.#upstream = upstream;
+    this.#kept = kept;
+    this.#names = names;
+    this.#values = values;
+    this.length = kept + count;
+  }
+
+  at(i: number): WireEntry | undefined {
+    if (i < this.#kept) {
+      this.#req.headers(this.#upstream[i]!, this.#entry);
+      return [
+        this.#entry.name(Encoding.UTF8_BYTES) as Uint8Array,
+        (this.#entry.value(Encoding.UTF8_BYTES) as Uint8Array | null) ?? EMPTY,
+      ];
+    }
+    const v = i - this.#kept;
+    return [this.string(this.#names[v]!), this.string(this.#values[v]!)];
+  }
+}
+
+/** {@linkcode responseHeadersSteps} for a patch whose lists are still offsets into its bytes. */
+function* lazyResponseHeaders(
+  lists: PatchLists,
+  req: HttpRespCallReq,
+): Steps<WireEntries> {
+  const { bytes, headers } = lists;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const changed = new NameSet(bytes, view, headers);
+  for (let r = 0; r < headers.length; r++) {
+    changed.add(r);
+    if (r % STEP_ENTRIES === STEP_ENTRIES - 1) yield;
+  }
+  const total = req.headersLength();
+  const upstream = new Int32Array(total);
+  let kept = 0;
+  const entry = new TextEntry();
+  for (let i = 0; i < total; i++) {
+    if (i % STEP_ENTRIES === STEP_ENTRIES - 1) yield;
+    req.headers(i, entry);
+    const name = entry.name(Encoding.UTF8_BYTES) as Uint8Array | null;
+    if (!name) continue;
+    const text = decodeLatin1(name).toLowerCase();
+    if (isHopByHopOrLength(text) || changed.has(text)) continue;
+    upstream[kept++] = i;
+  }
+  let count = 0;
+  for (const record of headers) {
+    count += view.getUint16(record + 4 + view.getUint32(record, true), true);
+  }
+  const names = new Int32Array(count);
+  const values = new Int32Array(count);
+  let n = 0;
+  let step = 0;
+  for (const record of headers) {
+    const length = view.getUint32(record, true);
+    const name = decodeLatin1(bytes.subarray(record + 4, record + 4 + length));
+    let at = record + 4 + length;
+    const many = view.getUint16(at, true);
+    at += 2;
+    step += many + 1;
+    if (step >= STEP_ENTRIES) {
+      step = 0;
+      yield;
+    }
+    if (isHopByHopOrLength(name)) continue;
+    for (let v = 0; v < many; v++) {
+      names[n] = record;
+      values[n++] = at;
+      at += 4 + view.getUint32(at, true);
+    }
+  }
+  return new LazyResponseHeaders(bytes, req, upstream, kept, names, values, n);
 }

@@ -11,6 +11,10 @@ import { isDroppedResponseHeader, requestAction, responseHeaders } from "./reply
 const b = (text: string) => Uint8Array.from(text, (c) => c.charCodeAt(0));
 const text = (bytes: Uint8Array | null) => bytes === null ? null : String.fromCharCode(...bytes);
 
+/** The entries of a list, as an array. */
+const all = (entries: WireEntries): WireEntry[] =>
+  Array.from({ length: entries.length }, (_, i) => entries.at(i)!);
+
 /** An action with its byte strings as Latin-1 text, for comparison. */
 function readable(action: ReqCallAction): Record<string, unknown> {
   const list = (entries: WireEntries) =>
@@ -152,7 +156,7 @@ Deno.test("responseHeaders: unchanged, the upstream list minus dropped names, ca
     ["Set-Cookie", "b=2"],
     ["X-Empty", null],
   ]);
-  const list = (entries: WireEntry[]) => entries.map(([n, v]) => [text(n), text(v)]);
+  const list = (entries: WireEntries) => all(entries).map(([n, v]) => [text(n), text(v)]);
   const expected = [
     ["Content-Type", "text/plain"],
     ["Server", "openresty"],
@@ -180,7 +184,7 @@ Deno.test("responseHeaders: changed names replace the upstream's, unchanged ones
     ["transfer-encoding", [b("chunked")]],
   ]);
   deepEqual(
-    responseHeaders(patch, req).map(([n, v]) => [text(n), text(v)]),
+    all(responseHeaders(patch, req)).map(([n, v]) => [text(n), text(v)]),
     [["Content-Type", "text/plain"], ["x-same", "one"], ["x-same", "two"]],
   );
 });
@@ -257,4 +261,35 @@ Deno.test("a large decoded patch re-encodes and merges as its lists read into ob
   expected.merge(read);
   deepEqual(encode(merged), encode(expected));
   equal(lazy.empty, false);
+});
+
+Deno.test("responseHeaders: a large decoded patch answers from its bytes exactly as from its objects", () => {
+  const upstream: Entry[] = [];
+  for (let i = 0; i < 300; i++) upstream.push([i % 2 ? `X-${i}` : `Keep-${i}`, `u${i}`]);
+  upstream.push(["Connection", "close"], ["Content-Length", "3"], ["X-Null", null]);
+  const req = respReq(upstream);
+  const patch = new Patch();
+  patch.headers = new Map();
+  for (let i = 0; i < 200; i++) {
+    patch.headers.set(
+      `x-${i}`,
+      i % 3 === 0 ? [] : i % 3 === 1 ? [b(`v${i}`)] : [b("a"), b("\xff")],
+    );
+  }
+  patch.headers.set("connection", [b("keep-alive")]);
+  patch.headers.set("X-Upper", [b("as sent")]);
+  const out = new ByteWriter();
+  patch.encode(out);
+  const bytes = out.take().slice();
+  const lazy = Patch.decode(bytes);
+  const read = Patch.decode(bytes);
+  read.headers;
+  equal(lazy.lazyLists !== null && read.lazyLists === null, true);
+  const frame = (p: Patch) =>
+    new FrameEncoder().respCall(3, 200, responseHeaders(p, req), null).slice();
+  deepEqual(frame(lazy), frame(read));
+  deepEqual(
+    all(responseHeaders(lazy, req)).map(([n, v]) => [text(n), text(v)]),
+    all(responseHeaders(read, req)).map(([n, v]) => [text(n), text(v)]),
+  );
 });

@@ -249,7 +249,7 @@ export class FrameEncoder {
   respCall(
     id: number,
     status: number,
-    headers: readonly WireEntry[],
+    headers: WireEntries,
     body: Uint8Array | null,
   ): Uint8Array {
     return runSteps(this.respCallSteps(id, status, headers, body));
