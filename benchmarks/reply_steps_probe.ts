@@ -1,6 +1,7 @@
 /**
  * The runner's work on the largest accepted patch, step by step, in this process (no sockets):
- * scanning, decoding, building the reply and encoding it, each run as the slicer runs it, with
+ * scanning, decoding, building the reply and encoding it, each run as the slicer runs it (an
+ * HTTPReqCall reply, and an HTTPRespCall reply over 65,536 upstream headers), with
  * the longest single step of each phase (a step is what runs between two yields; a garbage
  * collection that falls in it counts). Run with `--v8-flags=--trace-gc` to see the collections.
  *
@@ -11,7 +12,10 @@
 import { parseArgs } from "node:util";
 import { ByteWriter } from "../api/bytes.ts";
 import { Patch, scanPatch } from "../api/patch.ts";
-import { requestActionSteps } from "../api/reply.ts";
+import { requestActionSteps, responseHeadersSteps } from "../api/reply.ts";
+import { HttpRespCallReq } from "../protocol/gen/http_resp_call_req.ts";
+import { encodeRespCall, type Entry } from "../tests/support/apisix.ts";
+import { ByteBuffer } from "flatbuffers";
 import { FrameEncoder } from "../protocol/encode.ts";
 import { MAX_PAYLOAD } from "../protocol/frame.ts";
 import type { Steps } from "../protocol/steps.ts";
@@ -75,5 +79,32 @@ for (let round = 0; round < Number(values.rounds); round++) {
     } (${f(decodeTotal)}), reply ${f(actionWorst)} (${f(actionTotal)}), encode ${f(encodeWorst)} (${
       f(encodeTotal)
     }); frame ${frame.length} bytes`,
+  );
+}
+
+// The response phase: 65,536 header records over 65,536 upstream headers, half of them changed.
+const upstream: Entry[] = Array.from({ length: 65536 }, (_, i) => [`H${i}`, "upstream"]);
+const resp = HttpRespCallReq.getRootAsHttpRespCallReq(
+  new ByteBuffer(encodeRespCall({ id: 1, status: 200, headers: upstream, token: 1 })),
+);
+for (let round = 0; round < Number(values.rounds); round++) {
+  const out = new ByteWriter();
+  const enc = new TextEncoder();
+  for (let i = 0; i < 65536; i++) {
+    out.u8(4).bytes(enc.encode("h" + i * 2)).u16(1).bytes(enc.encode("v"));
+  }
+  const bytes = out.take().slice();
+  const [scan, scanWorst, scanTotal] = timed(scanPatch(bytes, true, MAX_PAYLOAD));
+  if (scan.over) throw new Error(scan.over);
+  const [patch, decodeWorst, decodeTotal] = timed(Patch.decodeSteps(bytes));
+  const [headers, replyWorst, replyTotal] = timed(responseHeadersSteps(patch, resp));
+  const [frame, encodeWorst, encodeTotal] = timed(encoder.respCallSteps(1, 200, headers, null));
+  const f = (n: number) => n.toFixed(1);
+  console.log(
+    `response round ${round}: longest step (total) ms: scan ${f(scanWorst)} (${
+      f(scanTotal)
+    }), decode ${f(decodeWorst)} (${f(decodeTotal)}), reply ${f(replyWorst)} (${
+      f(replyTotal)
+    }), encode ${f(encodeWorst)} (${f(encodeTotal)}); frame ${frame.length} bytes`,
   );
 }
