@@ -271,7 +271,7 @@ export class Patch {
 
   /** {@linkcode encode} in pieces. */
   *encodeSteps(out: ByteWriter): Steps<void> {
-    yield* this.readListsSteps();
+    if (this.#lazy) return yield* this.#encodeLazySteps(out, this.#lazy);
     if (this.stop) out.u8(Tag.Stop);
     if (this.status !== 0) out.u8(Tag.Status).u16(this.status);
     if (this.path) out.u8(Tag.Path).bytes(this.path);
@@ -306,6 +306,70 @@ export class Patch {
       for (const [name, value] of this.responseHeaders) {
         out.bytes(name).bytes(value);
         if (++i % STEP_ENTRIES === 0) yield;
+      }
+    }
+    if (this.responseBody) out.u8(Tag.ResponseBody).bytes(this.responseBody);
+  }
+
+  /**
+   * {@linkcode encodeSteps} for a decoded patch whose lists are still offsets: the records are
+   * copied from its bytes (its names are unique, so they are what the Maps would hold, in the
+   * same order), without reading them into objects.
+   */
+  *#encodeLazySteps(out: ByteWriter, lazy: PatchLists): Steps<void> {
+    const { bytes } = lazy;
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const after = (at: number) => at + 4 + view.getUint32(at, true);
+    if (this.stop) out.u8(Tag.Stop);
+    if (this.status !== 0) out.u8(Tag.Status).u16(this.status);
+    if (this.path) out.u8(Tag.Path).bytes(this.path);
+    let entries = 0;
+    let step = 0;
+    for (const record of lazy.headers) {
+      let end = after(record);
+      const count = view.getUint16(end, true);
+      end += 2;
+      for (let i = 0; i < count; i++) end = after(end);
+      entries += Math.max(1, count);
+      checkEntries(entries, "request headers", "", 0);
+      out.u8(Tag.Header).raw(bytes.subarray(record, end));
+      if ((step += count + 1) >= STEP_ENTRIES) {
+        step = 0;
+        yield;
+      }
+    }
+    entries = 0;
+    for (const record of lazy.args) {
+      let at = after(record);
+      const count = view.getUint16(at, true);
+      at += 2;
+      entries += Math.max(1, count);
+      checkEntries(entries, "args", "", 0);
+      out.u8(Tag.Arg).raw(bytes.subarray(record, at));
+      // A value's flag is written as the encoder writes it (any non-zero byte reads as 1).
+      for (let i = 0; i < count; i++) {
+        if (bytes[at++]) {
+          const end = after(at);
+          out.u8(1).raw(bytes.subarray(at, end));
+          at = end;
+        } else {
+          out.u8(0);
+        }
+      }
+      if ((step += count + 1) >= STEP_ENTRIES) {
+        step = 0;
+        yield;
+      }
+    }
+    if (this.requestBody) out.u8(Tag.RequestBody).bytes(this.requestBody);
+    const list = lazy.responseHeaders;
+    if (list) {
+      checkEntries(list.length, "response headers", "", 0);
+      out.u8(Tag.ResponseHeaders).u32(list.length);
+      for (let i = 0; i < list.length; i++) {
+        const at = list[i]!;
+        out.raw(bytes.subarray(at, after(after(at))));
+        if (++step % STEP_ENTRIES === 0) yield;
       }
     }
     if (this.responseBody) out.u8(Tag.ResponseBody).bytes(this.responseBody);

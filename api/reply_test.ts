@@ -254,6 +254,7 @@ Deno.test("a large decoded patch re-encodes and merges as its lists read into ob
   };
   deepEqual(encode(lazy), encode(read));
   deepEqual(encode(lazy), bytes);
+  equal(lazy.lazyLists !== null, true, "encoding does not read the lists into objects");
   const merged = Patch.decode(largePatchBytes({ stop: true }));
   merged.merge(Patch.decode(bytes));
   const expected = Patch.decode(largePatchBytes({ stop: true }));
@@ -261,6 +262,13 @@ Deno.test("a large decoded patch re-encodes and merges as its lists read into ob
   expected.merge(read);
   deepEqual(encode(merged), encode(expected));
   equal(lazy.empty, false);
+  // A value flag other than 1 (read as present) is written back as the encoder writes it.
+  const odd = new ByteWriter();
+  odd.raw(bytes).u8(5).bytes(b("zz")).u16(2).u8(7).bytes(b("x")).u8(0);
+  const oddBytes = odd.take().slice();
+  const oddRead = Patch.decode(oddBytes);
+  oddRead.args;
+  deepEqual(encode(Patch.decode(oddBytes)), encode(oddRead));
 });
 
 Deno.test("responseHeaders: a large decoded patch answers from its bytes exactly as from its objects", () => {
