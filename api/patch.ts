@@ -44,6 +44,87 @@ const enum Tag {
 /** A header or response-header entry as bytes. */
 export type ByteEntry = readonly [name: Uint8Array, value: Uint8Array];
 
+/**
+ * Where the lists of a decoded patch are in its bytes, before they are read into objects (see
+ * {@linkcode Patch.lazyLists}): no object per entry, so a patch of a few hundred thousand
+ * entries leaves the garbage collector nothing to copy while the runner answers from it.
+ */
+export interface PatchLists {
+  /** The patch's bytes. */
+  readonly bytes: Uint8Array;
+  /** Request header records: where each starts (its name's length), in order; names unique. */
+  readonly headers: Int32Array;
+  /** Arg records, as `headers`. */
+  readonly args: Int32Array;
+  /** Response headers: where each entry starts (its name's length); null when there is none. */
+  readonly responseHeaders: Int32Array | null;
+}
+
+const NO_OFFSETS = new Int32Array(0);
+
+// Patches with at most this many entries are read into objects at once (they cost less so).
+const SMALL_PATCH = 64;
+
+/** Offsets of records, in an Int32Array that grows (no object per offset). */
+class Offsets {
+  list = new Int32Array(16);
+  length = 0;
+  push(offset: number): void {
+    if (this.length === this.list.length) {
+      const grown = new Int32Array(this.list.length * 2);
+      grown.set(this.list);
+      this.list = grown;
+    }
+    this.list[this.length++] = offset;
+  }
+  take(): Int32Array {
+    return this.length ? this.list.subarray(0, this.length) : NO_OFFSETS;
+  }
+}
+
+/** Skips a u32-length-prefixed byte string (the same errors as reading it). */
+function skipBytes(reader: ByteReader): void {
+  const n = reader.u32();
+  if (n > reader.remaining) reader.raw(n);
+  reader.offset += n;
+}
+
+/** Whether two of `records`' names (a u32 length and the bytes, at each offset) are equal. */
+function* hasDuplicateNames(bytes: Uint8Array, records: Int32Array): Steps<boolean> {
+  if (records.length < 2) return false;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let size = 16;
+  while (size < records.length * 2) size *= 2;
+  // Open addressing: each slot holds a record's index + 1.
+  const table = new Int32Array(size);
+  const mask = size - 1;
+  for (let r = 0; r < records.length; r++) {
+    const at = records[r]!;
+    const length = view.getUint32(at, true);
+    let hash = 0x811c9dc5;
+    for (let i = at + 4; i < at + 4 + length; i++) hash = Math.imul(hash ^ bytes[i]!, 0x01000193);
+    for (let slot = hash & mask;; slot = (slot + 1) & mask) {
+      const other = table[slot]! - 1;
+      if (other < 0) {
+        table[slot] = r + 1;
+        break;
+      }
+      const from = records[other]!;
+      if (view.getUint32(from, true) !== length) continue;
+      let same = true;
+      for (let i = 0; i < length; i++) {
+        if (bytes[at + 4 + i] !== bytes[from + 4 + i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return true;
+    }
+    if (r % STEP_ENTRIES === STEP_ENTRIES - 1) yield;
+  }
+  return false;
+}
+
 /** The decoded form of a patch. Every field is optional: absent means "unchanged". */
 export class Patch {
   /** The request is answered now (request phase): `status`, `responseHeaders`, `responseBody`. */
@@ -52,24 +133,113 @@ export class Patch {
   status = 0;
   /** New request path (decoded, without a query string). */
   path: Uint8Array | null = null;
-  /** Request headers by lower-case name: their complete new values; an empty list deletes. */
-  headers: Map<string, Uint8Array[]> | null = null;
-  /** Request args by name: their complete new values (null = no value); empty list deletes. */
-  args: Map<string, (Uint8Array | null)[]> | null = null;
   /** New request body (request phase). */
   requestBody: Uint8Array | null = null;
+  /** Stop body (request phase) or new response body (response phase). */
+  responseBody: Uint8Array | null = null;
+  #headers: Map<string, Uint8Array[]> | null = null;
+  #args: Map<string, (Uint8Array | null)[]> | null = null;
+  #responseHeaders: ByteEntry[] | null = null;
+  // The lists not yet read into the fields above (decoded patches read them when first asked).
+  #lazy: PatchLists | null = null;
+
+  /** Request headers by lower-case name: their complete new values; an empty list deletes. */
+  get headers(): Map<string, Uint8Array[]> | null {
+    if (this.#lazy) runSteps(this.readListsSteps());
+    return this.#headers;
+  }
+  set headers(headers: Map<string, Uint8Array[]> | null) {
+    if (this.#lazy) runSteps(this.readListsSteps());
+    this.#headers = headers;
+  }
+
+  /** Request args by name: their complete new values (null = no value); empty list deletes. */
+  get args(): Map<string, (Uint8Array | null)[]> | null {
+    if (this.#lazy) runSteps(this.readListsSteps());
+    return this.#args;
+  }
+  set args(args: Map<string, (Uint8Array | null)[]> | null) {
+    if (this.#lazy) runSteps(this.readListsSteps());
+    this.#args = args;
+  }
+
   /**
    * The complete list of client response headers: the stop headers, or the headers added while
    * proxying (request phase), or the upstream headers after changes (response phase).
    */
-  responseHeaders: ByteEntry[] | null = null;
-  /** Stop body (request phase) or new response body (response phase). */
-  responseBody: Uint8Array | null = null;
+  get responseHeaders(): ByteEntry[] | null {
+    if (this.#lazy) runSteps(this.readListsSteps());
+    return this.#responseHeaders;
+  }
+  set responseHeaders(list: ByteEntry[] | null) {
+    if (this.#lazy) runSteps(this.readListsSteps());
+    this.#responseHeaders = list;
+  }
+
+  /**
+   * A decoded patch whose lists are still only offsets into its bytes: those offsets (the runner
+   * answers from them without an object per entry), else null.
+   */
+  get lazyLists(): PatchLists | null {
+    return this.#lazy;
+  }
+
+  /** Reads the lists of a decoded patch into objects (done once, when first asked for). */
+  *readListsSteps(): Steps<void> {
+    const lazy = this.#lazy;
+    if (!lazy) return;
+    const { bytes } = lazy;
+    const reader = new ByteReader(bytes);
+    let step = 0;
+    let headers: Map<string, Uint8Array[]> | null = null;
+    for (const at of lazy.headers) {
+      reader.offset = at;
+      const name = decodeLatin1(reader.bytesView());
+      const count = reader.u16();
+      const values: Uint8Array[] = [];
+      for (let i = 0; i < count; i++) {
+        values.push(reader.bytesView());
+        if (++step % STEP_ENTRIES === 0) yield;
+      }
+      (headers ??= new Map()).set(name, values);
+      if (++step % STEP_ENTRIES === 0) yield;
+    }
+    let args: Map<string, (Uint8Array | null)[]> | null = null;
+    for (const at of lazy.args) {
+      reader.offset = at;
+      const name = decodeLatin1(reader.bytesView());
+      const count = reader.u16();
+      const values: (Uint8Array | null)[] = [];
+      for (let i = 0; i < count; i++) {
+        values.push(reader.u8() ? reader.bytesView() : null);
+        if (++step % STEP_ENTRIES === 0) yield;
+      }
+      (args ??= new Map()).set(name, values);
+      if (++step % STEP_ENTRIES === 0) yield;
+    }
+    let list: ByteEntry[] | null = null;
+    if (lazy.responseHeaders) {
+      list = [];
+      for (const at of lazy.responseHeaders) {
+        reader.offset = at;
+        list.push([reader.bytesView(), reader.bytesView()]);
+        if (++step % STEP_ENTRIES === 0) yield;
+      }
+    }
+    // Read in slices: a setter may have run meanwhile.
+    if (this.#lazy !== lazy) return;
+    this.#lazy = null;
+    this.#headers = headers;
+    this.#args = args;
+    this.#responseHeaders = list;
+  }
 
   /** True when nothing is changed. */
   get empty(): boolean {
-    return !this.stop && this.status === 0 && this.path === null && this.headers === null &&
-      this.args === null && this.requestBody === null && this.responseHeaders === null &&
+    const lazy = this.#lazy;
+    if (lazy && (lazy.headers.length || lazy.args.length || lazy.responseHeaders)) return false;
+    return !this.stop && this.status === 0 && this.path === null && this.#headers === null &&
+      this.#args === null && this.requestBody === null && this.#responseHeaders === null &&
       this.responseBody === null;
   }
 
@@ -101,6 +271,7 @@ export class Patch {
 
   /** {@linkcode encode} in pieces. */
   *encodeSteps(out: ByteWriter): Steps<void> {
+    if (this.#lazy) return yield* this.#encodeLazySteps(out, this.#lazy);
     if (this.stop) out.u8(Tag.Stop);
     if (this.status !== 0) out.u8(Tag.Status).u16(this.status);
     if (this.path) out.u8(Tag.Path).bytes(this.path);
@@ -140,8 +311,74 @@ export class Patch {
     if (this.responseBody) out.u8(Tag.ResponseBody).bytes(this.responseBody);
   }
 
+  /**
+   * {@linkcode encodeSteps} for a decoded patch whose lists are still offsets: the records are
+   * copied from its bytes (its names are unique, so they are what the Maps would hold, in the
+   * same order), without reading them into objects.
+   */
+  *#encodeLazySteps(out: ByteWriter, lazy: PatchLists): Steps<void> {
+    const { bytes } = lazy;
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const after = (at: number) => at + 4 + view.getUint32(at, true);
+    if (this.stop) out.u8(Tag.Stop);
+    if (this.status !== 0) out.u8(Tag.Status).u16(this.status);
+    if (this.path) out.u8(Tag.Path).bytes(this.path);
+    let entries = 0;
+    let step = 0;
+    for (const record of lazy.headers) {
+      let end = after(record);
+      const count = view.getUint16(end, true);
+      end += 2;
+      for (let i = 0; i < count; i++) end = after(end);
+      entries += Math.max(1, count);
+      checkEntries(entries, "request headers", "", 0);
+      out.u8(Tag.Header).raw(bytes.subarray(record, end));
+      if ((step += count + 1) >= STEP_ENTRIES) {
+        step = 0;
+        yield;
+      }
+    }
+    entries = 0;
+    for (const record of lazy.args) {
+      let at = after(record);
+      const count = view.getUint16(at, true);
+      at += 2;
+      entries += Math.max(1, count);
+      checkEntries(entries, "args", "", 0);
+      out.u8(Tag.Arg).raw(bytes.subarray(record, at));
+      // A value's flag is written as the encoder writes it (any non-zero byte reads as 1).
+      for (let i = 0; i < count; i++) {
+        if (bytes[at++]) {
+          const end = after(at);
+          out.u8(1).raw(bytes.subarray(at, end));
+          at = end;
+        } else {
+          out.u8(0);
+        }
+      }
+      if ((step += count + 1) >= STEP_ENTRIES) {
+        step = 0;
+        yield;
+      }
+    }
+    if (this.requestBody) out.u8(Tag.RequestBody).bytes(this.requestBody);
+    const list = lazy.responseHeaders;
+    if (list) {
+      checkEntries(list.length, "response headers", "", 0);
+      out.u8(Tag.ResponseHeaders).u32(list.length);
+      for (let i = 0; i < list.length; i++) {
+        const at = list[i]!;
+        out.raw(bytes.subarray(at, after(after(at))));
+        if (++step % STEP_ENTRIES === 0) yield;
+      }
+    }
+    if (this.responseBody) out.u8(Tag.ResponseBody).bytes(this.responseBody);
+  }
+
   /** {@linkcode merge} in pieces. */
   *mergeSteps(later: Patch): Steps<void> {
+    yield* this.readListsSteps();
+    yield* later.readListsSteps();
     const { headers, args } = later;
     later.headers = later.args = null;
     this.merge(later);
@@ -172,10 +409,19 @@ export class Patch {
     return runSteps(Patch.decodeSteps(bytes));
   }
 
-  /** {@linkcode decode} in pieces. */
+  /**
+   * {@linkcode decode} in pieces. The lists of a patch of more than a few entries stay offsets
+   * into `bytes` (see {@linkcode lazyLists}) until first asked for, unless a name repeats.
+   */
   static *decodeSteps(bytes: Uint8Array): Steps<Patch> {
+    // A few entries cost less as objects than offsets and the lists made from them.
+    return Patch.#decodeSmall(bytes) ?? (yield* Patch.#decodeLazy(bytes));
+  }
+
+  /** A patch of at most {@linkcode SMALL_PATCH} entries, read into objects; else null. */
+  static #decodeSmall(bytes: Uint8Array): Patch | null {
     const patch = new Patch();
-    let step = 0;
+    let entries = 0;
     const reader = new ByteReader(bytes);
     while (reader.remaining > 0) {
       const tag = reader.u8();
@@ -195,24 +441,88 @@ export class Patch {
         case Tag.Header: {
           const name = decodeLatin1(reader.bytesView());
           const count = reader.u16();
+          if ((entries += count + 1) > SMALL_PATCH) return null;
           const values: Uint8Array[] = [];
-          for (let i = 0; i < count; i++) {
-            values.push(reader.bytesView());
-            if (++step % STEP_ENTRIES === 0) yield;
-          }
-          (patch.headers ??= new Map()).set(name, values);
-          if (++step % STEP_ENTRIES === 0) yield;
+          for (let i = 0; i < count; i++) values.push(reader.bytesView());
+          (patch.#headers ??= new Map()).set(name, values);
           break;
         }
         case Tag.Arg: {
           const name = decodeLatin1(reader.bytesView());
           const count = reader.u16();
+          if ((entries += count + 1) > SMALL_PATCH) return null;
           const values: (Uint8Array | null)[] = [];
+          for (let i = 0; i < count; i++) values.push(reader.u8() ? reader.bytesView() : null);
+          (patch.#args ??= new Map()).set(name, values);
+          break;
+        }
+        case Tag.RequestBody:
+          patch.requestBody = reader.bytesView();
+          break;
+        case Tag.ResponseHeaders: {
+          const count = reader.u32();
+          // Each entry needs at least 8 bytes: refuse counts the input cannot hold.
+          if (count * 8 > reader.remaining) {
+            throw new ByteFormatError(`${count} response headers cannot fit`);
+          }
+          if ((entries += count) > SMALL_PATCH) return null;
+          const list: ByteEntry[] = [];
+          for (let i = 0; i < count; i++) list.push([reader.bytesView(), reader.bytesView()]);
+          patch.#responseHeaders = list;
+          break;
+        }
+        case Tag.ResponseBody:
+          patch.responseBody = reader.bytesView();
+          break;
+        default:
+          throw new ByteFormatError(`unknown patch tag ${tag} at offset ${reader.offset - 1}`);
+      }
+    }
+    return patch;
+  }
+
+  /** A patch whose lists stay offsets into `bytes`, in pieces. */
+  static *#decodeLazy(bytes: Uint8Array): Steps<Patch> {
+    const patch = new Patch();
+    let step = 0;
+    const reader = new ByteReader(bytes);
+    const headers = new Offsets();
+    const args = new Offsets();
+    let responseHeaders: Offsets | null = null;
+    while (reader.remaining > 0) {
+      const tag = reader.u8();
+      switch (tag) {
+        case Tag.Stop:
+          patch.stop = true;
+          break;
+        case Tag.Status: {
+          const status = reader.u16();
+          if (status < 100 || status > 999) throw new ByteFormatError(`status ${status} invalid`);
+          patch.status = status;
+          break;
+        }
+        case Tag.Path:
+          patch.path = reader.bytesView();
+          break;
+        case Tag.Header: {
+          headers.push(reader.offset);
+          skipBytes(reader);
+          const count = reader.u16();
           for (let i = 0; i < count; i++) {
-            values.push(reader.u8() ? reader.bytesView() : null);
+            skipBytes(reader);
             if (++step % STEP_ENTRIES === 0) yield;
           }
-          (patch.args ??= new Map()).set(name, values);
+          if (++step % STEP_ENTRIES === 0) yield;
+          break;
+        }
+        case Tag.Arg: {
+          args.push(reader.offset);
+          skipBytes(reader);
+          const count = reader.u16();
+          for (let i = 0; i < count; i++) {
+            if (reader.u8()) skipBytes(reader);
+            if (++step % STEP_ENTRIES === 0) yield;
+          }
           if (++step % STEP_ENTRIES === 0) yield;
           break;
         }
@@ -225,12 +535,13 @@ export class Patch {
           if (count * 8 > reader.remaining) {
             throw new ByteFormatError(`${count} response headers cannot fit`);
           }
-          const list: ByteEntry[] = [];
+          responseHeaders = new Offsets();
           for (let i = 0; i < count; i++) {
-            list.push([reader.bytesView(), reader.bytesView()]);
+            responseHeaders.push(reader.offset);
+            skipBytes(reader);
+            skipBytes(reader);
             if (++step % STEP_ENTRIES === 0) yield;
           }
-          patch.responseHeaders = list;
           break;
         }
         case Tag.ResponseBody:
@@ -238,6 +549,22 @@ export class Patch {
           break;
         default:
           throw new ByteFormatError(`unknown patch tag ${tag} at offset ${reader.offset - 1}`);
+      }
+    }
+    if (headers.length || args.length || responseHeaders) {
+      patch.#lazy = {
+        bytes,
+        headers: headers.take(),
+        args: args.take(),
+        responseHeaders: responseHeaders?.take() ?? null,
+      };
+      // A repeated name: the last values win, in the first one's place (a Map's order).
+      const lazy = patch.#lazy;
+      if (
+        (yield* hasDuplicateNames(bytes, lazy.headers)) ||
+        (yield* hasDuplicateNames(bytes, lazy.args))
+      ) {
+        yield* patch.readListsSteps();
       }
     }
     return patch;
@@ -286,6 +613,25 @@ export interface PatchScan {
 function hasCrLf(value: Uint8Array): boolean {
   return value.indexOf(0x0a) >= 0 || value.indexOf(0x0d) >= 0;
 }
+
+// Bytes searched for CR/LF between two yields: a 16 MiB value takes a few ms to search.
+const CRLF_CHUNK = 256 * 1024;
+
+/** Whether `test` holds for a piece of `value`, searched in pieces of {@linkcode CRLF_CHUNK}. */
+function* searchSteps(value: Uint8Array, test: (piece: Uint8Array) => boolean): Steps<boolean> {
+  for (let at = 0; at < value.length; at += CRLF_CHUNK) {
+    if (test(value.subarray(at, at + CRLF_CHUNK))) return true;
+    yield;
+  }
+  return false;
+}
+
+/** {@linkcode hasCrLf} in pieces, for values longer than {@linkcode CRLF_CHUNK}. */
+function hasCrLfSteps(value: Uint8Array): Steps<boolean> {
+  return searchSteps(value, hasCrLf);
+}
+
+const hasQuestionMark = (piece: Uint8Array) => piece.includes(0x3f);
 
 /**
  * The bounded validating pass over untrusted patch bytes, run before anything is decoded: reads
@@ -337,7 +683,12 @@ export function* scanPatch(
       }
       case Tag.Path: {
         const path = reader.bytesView();
-        if (path.length === 0 || path[0] !== 0x2f || path.includes(0x3f)) {
+        if (
+          path.length === 0 || path[0] !== 0x2f ||
+          (path.length > CRLF_CHUNK
+            ? yield* searchSteps(path, hasQuestionMark)
+            : hasQuestionMark(path))
+        ) {
           throw new ByteFormatError("a rewritten path must start with / and have no ?");
         }
         rewrite += path.length + VECTOR_OVERHEAD;
@@ -345,7 +696,10 @@ export function* scanPatch(
       }
       case Tag.Header: {
         const name = reader.bytesView();
-        if (name.length === 0 || hasCrLf(name)) {
+        if (
+          name.length === 0 ||
+          (name.length > CRLF_CHUNK ? yield* hasCrLfSteps(name) : hasCrLf(name))
+        ) {
           throw new ByteFormatError("a header name is empty or contains CR/LF");
         }
         const count = reader.u16();
@@ -358,7 +712,9 @@ export function* scanPatch(
         rewrite += NAME_ENTRY + name.length + (count ? VALUE_EXTRA + 2 * (count - 1) : 0);
         for (let i = 0; i < count; i++) {
           const value = reader.bytesView();
-          if (hasCrLf(value)) throw new ByteFormatError("a header value contains CR/LF");
+          if (value.length > CRLF_CHUNK ? yield* hasCrLfSteps(value) : hasCrLf(value)) {
+            throw new ByteFormatError("a header value contains CR/LF");
+          }
           rewrite += value.length;
           if (response) answer += NAME_ENTRY + VALUE_EXTRA + name.length + value.length;
           if (++step % STEP_ENTRIES === 0) yield;
@@ -393,7 +749,11 @@ export function* scanPatch(
         for (let i = 0; i < count; i++) {
           const name = reader.bytesView();
           const value = reader.bytesView();
-          if (name.length === 0 || hasCrLf(name) || hasCrLf(value)) {
+          if (
+            name.length === 0 ||
+            (name.length > CRLF_CHUNK ? yield* hasCrLfSteps(name) : hasCrLf(name)) ||
+            (value.length > CRLF_CHUNK ? yield* hasCrLfSteps(value) : hasCrLf(value))
+          ) {
             throw new ByteFormatError("a response header is empty or contains CR/LF");
           }
           const entry = NAME_ENTRY + VALUE_EXTRA + name.length + value.length;

@@ -1,17 +1,26 @@
 import { deepEqual, equal } from "node:assert/strict";
 import * as flatbuffers from "flatbuffers";
 import { Patch } from "./patch.ts";
+import { ByteWriter } from "./bytes.ts";
+import { FrameEncoder } from "../protocol/encode.ts";
 import { HttpRespCallReq } from "../protocol/gen/http_resp_call_req.ts";
-import type { ReqCallAction, WireEntry } from "../protocol/encode.ts";
+import type { ReqCallAction, WireEntries, WireEntry } from "../protocol/encode.ts";
 import { encodeRespCall, type Entry } from "../tests/support/apisix.ts";
 import { isDroppedResponseHeader, requestAction, responseHeaders } from "./reply.ts";
 
 const b = (text: string) => Uint8Array.from(text, (c) => c.charCodeAt(0));
 const text = (bytes: Uint8Array | null) => bytes === null ? null : String.fromCharCode(...bytes);
 
+/** The entries of a list, as an array. */
+const all = (entries: WireEntries): WireEntry[] =>
+  Array.from({ length: entries.length }, (_, i) => entries.at(i)!);
+
 /** An action with its byte strings as Latin-1 text, for comparison. */
 function readable(action: ReqCallAction): Record<string, unknown> {
-  const list = (entries: readonly WireEntry[]) => entries.map(([n, v]) => [text(n), text(v)]);
+  const list = (entries: WireEntries) =>
+    Array.from({ length: entries.length }, (_, i) => entries.at(i)!).map((
+      [n, v],
+    ) => [text(n), text(v)]);
   if (action.kind === "none") return action;
   if (action.kind === "stop") {
     return { ...action, headers: list(action.headers), body: text(action.body) };
@@ -147,7 +156,7 @@ Deno.test("responseHeaders: unchanged, the upstream list minus dropped names, ca
     ["Set-Cookie", "b=2"],
     ["X-Empty", null],
   ]);
-  const list = (entries: WireEntry[]) => entries.map(([n, v]) => [text(n), text(v)]);
+  const list = (entries: WireEntries) => all(entries).map(([n, v]) => [text(n), text(v)]);
   const expected = [
     ["Content-Type", "text/plain"],
     ["Server", "openresty"],
@@ -175,7 +184,120 @@ Deno.test("responseHeaders: changed names replace the upstream's, unchanged ones
     ["transfer-encoding", [b("chunked")]],
   ]);
   deepEqual(
-    responseHeaders(patch, req).map(([n, v]) => [text(n), text(v)]),
+    all(responseHeaders(patch, req)).map(([n, v]) => [text(n), text(v)]),
     [["Content-Type", "text/plain"], ["x-same", "one"], ["x-same", "two"]],
+  );
+});
+
+/** A patch of more than a few entries: multi-valued, deleted, value-less and empty entries. */
+function largePatchBytes(options: { stop?: boolean; repeat?: boolean } = {}): Uint8Array {
+  const patch = new Patch();
+  patch.stop = options.stop ?? false;
+  patch.path = b("/p");
+  patch.headers = new Map();
+  for (let i = 0; i < 100; i++) {
+    patch.headers.set(
+      `x-${i}`,
+      i % 3 === 0 ? [] : i % 3 === 1 ? [b(`v${i}`)] : [b("a"), b("\xff")],
+    );
+  }
+  patch.args = new Map();
+  for (let i = 0; i < 100; i++) {
+    patch.args.set(`a${i}`, i % 3 === 0 ? [] : i % 3 === 1 ? [b(""), null] : [b(`w${i}`)]);
+  }
+  patch.responseHeaders = Array.from({ length: 80 }, (_, i) => [b(`r-${i % 7}`), b(`${i}`)]);
+  patch.requestBody = b("body");
+  patch.responseBody = b("stop body");
+  const out = new ByteWriter();
+  patch.encode(out);
+  if (options.repeat) {
+    // A record for a name already set: its last values win, in its first place.
+    const again = new Patch();
+    again.headers = new Map([["x-5", [b("again")]]]);
+    again.encode(out);
+  }
+  return out.take().slice();
+}
+
+/** The reply frame of a decoded patch, its lists read into objects or not. */
+function replyOf(bytes: Uint8Array, lists: "offsets" | "objects"): Uint8Array {
+  const patch = Patch.decode(bytes);
+  if (lists === "objects") patch.headers;
+  equal(patch.lazyLists !== null, lists === "offsets");
+  return new FrameEncoder().reqCall(7, requestAction(patch)).slice();
+}
+
+Deno.test("requestAction: a large decoded patch answers from its bytes exactly as from its objects", () => {
+  for (const stop of [false, true]) {
+    const bytes = largePatchBytes({ stop });
+    deepEqual(replyOf(bytes, "offsets"), replyOf(bytes, "objects"));
+  }
+});
+
+Deno.test("a large patch that repeats a name is read into objects: the last values, in the first place", () => {
+  const patch = Patch.decode(largePatchBytes({ repeat: true }));
+  equal(patch.lazyLists, null);
+  const names = [...patch.headers!.keys()];
+  equal(names.indexOf("x-5"), 5);
+  deepEqual(patch.headers!.get("x-5")!.map(text), ["again"]);
+});
+
+Deno.test("a large decoded patch re-encodes and merges as its lists read into objects do", () => {
+  const bytes = largePatchBytes();
+  const lazy = Patch.decode(bytes);
+  const read = Patch.decode(bytes);
+  read.headers;
+  const encode = (patch: Patch) => {
+    const out = new ByteWriter();
+    patch.encode(out);
+    return out.take().slice();
+  };
+  deepEqual(encode(lazy), encode(read));
+  deepEqual(encode(lazy), bytes);
+  equal(lazy.lazyLists !== null, true, "encoding does not read the lists into objects");
+  const merged = Patch.decode(largePatchBytes({ stop: true }));
+  merged.merge(Patch.decode(bytes));
+  const expected = Patch.decode(largePatchBytes({ stop: true }));
+  expected.headers;
+  expected.merge(read);
+  deepEqual(encode(merged), encode(expected));
+  equal(lazy.empty, false);
+  // A value flag other than 1 (read as present) is written back as the encoder writes it.
+  const odd = new ByteWriter();
+  odd.raw(bytes).u8(5).bytes(b("zz")).u16(2).u8(7).bytes(b("x")).u8(0);
+  const oddBytes = odd.take().slice();
+  const oddRead = Patch.decode(oddBytes);
+  oddRead.args;
+  deepEqual(encode(Patch.decode(oddBytes)), encode(oddRead));
+});
+
+Deno.test("responseHeaders: a large decoded patch answers from its bytes exactly as from its objects", () => {
+  const upstream: Entry[] = [];
+  for (let i = 0; i < 300; i++) upstream.push([i % 2 ? `X-${i}` : `Keep-${i}`, `u${i}`]);
+  upstream.push(["Connection", "close"], ["Content-Length", "3"], ["X-Null", null]);
+  const req = respReq(upstream);
+  const patch = new Patch();
+  patch.headers = new Map();
+  for (let i = 0; i < 200; i++) {
+    patch.headers.set(
+      `x-${i}`,
+      i % 3 === 0 ? [] : i % 3 === 1 ? [b(`v${i}`)] : [b("a"), b("\xff")],
+    );
+  }
+  patch.headers.set("connection", [b("keep-alive")]);
+  patch.headers.set("X-Upper", [b("as sent")]);
+  const out = new ByteWriter();
+  patch.encode(out);
+  const bytes = out.take().slice();
+  const lazy = Patch.decode(bytes);
+  const read = Patch.decode(bytes);
+  read.headers;
+  equal(lazy.lazyLists !== null && read.lazyLists === null, true);
+  const frame = (p: Patch) =>
+    new FrameEncoder().respCall(3, 200, responseHeaders(p, req), null).slice();
+  deepEqual(frame(lazy), frame(read));
+  deepEqual(
+    all(responseHeaders(lazy, req)).map(([n, v]) => [text(n), text(v)]),
+    all(responseHeaders(read, req)).map(([n, v]) => [text(n), text(v)]),
   );
 });

@@ -1,13 +1,16 @@
 /**
  * Micro-benchmarks of the runner's per-call work (`deno bench benchmarks/hot_path_bench.ts`):
- * verifying a request, decoding a plugin's patch, and encoding the reply.
+ * verifying a request, decoding a plugin's patch, encoding the reply, and a Stop patch's whole way
+ * from its bytes to its reply frame.
  *
  * @module
  */
 import { ByteWriter } from "../api/bytes.ts";
-import { Patch } from "../api/patch.ts";
+import { Patch, scanPatch } from "../api/patch.ts";
 import { FrameEncoder } from "../protocol/encode.ts";
 import { HTTP_REQ_CALL_REQ, verifyRoot } from "../protocol/verify.ts";
+import { MAX_PAYLOAD } from "../protocol/frame.ts";
+import { runSteps } from "../protocol/steps.ts";
 import { requestAction } from "../api/reply.ts";
 import { encodeReqCall } from "../tests/support/apisix.ts";
 
@@ -49,4 +52,9 @@ Deno.bench("decode a Stop patch", () => {
 
 Deno.bench("encode a Stop reply frame", () => {
   encoder.reqCall(1234, requestAction(stop));
+});
+
+Deno.bench("a Stop patch's bytes to its reply frame (scan, decode, action, encode)", () => {
+  runSteps(scanPatch(stopBytes, false, MAX_PAYLOAD));
+  encoder.reqCall(1234, requestAction(Patch.decode(stopBytes)));
 });

@@ -23,21 +23,35 @@ import { ErrCode, HEADER_SIZE, MAX_PAYLOAD, RpcType, writeHeader } from "./frame
 /** A name and an optional value, as bytes. A null value is sent as an absent field. */
 export type WireEntry = readonly [name: Uint8Array, value: Uint8Array | null];
 
+/**
+ * A list of entries: an array, or a list that makes each entry when asked (so a long list need
+ * not hold an object per entry while the reply is built).
+ */
+export type WireEntries = readonly WireEntry[] | WireEntryList;
+
+/** A list that makes each entry when asked (see {@linkcode WireEntries}). */
+export interface WireEntryList {
+  /** How many entries. */
+  readonly length: number;
+  /** Entry `i` (0 ≤ i < length). */
+  at(i: number): WireEntry | undefined;
+}
+
 /** What an HTTPReqCall is answered with. */
 export type ReqCallAction =
   | { kind: "none" }
   | {
     kind: "stop";
     status: number;
-    headers: readonly WireEntry[];
+    headers: WireEntries;
     body: Uint8Array | null;
   }
   | {
     kind: "rewrite";
     path: Uint8Array | null;
-    headers: readonly WireEntry[];
-    args: readonly WireEntry[];
-    respHeaders: readonly WireEntry[];
+    headers: WireEntries;
+    args: WireEntries;
+    respHeaders: WireEntries;
     body: Uint8Array | null;
   };
 
@@ -76,7 +90,7 @@ const KEEP_BUILDER_BELOW = 1 << 20;
 export class FrameEncoder {
   #builder = new flatbuffers.Builder(1024);
 
-  *#entries(entries: readonly WireEntry[]): Steps<number[]> {
+  *#entries(entries: WireEntries): Steps<number[]> {
     const offsets: number[] = [];
     for (let at = 0; at < entries.length; at += STEP_ENTRIES) {
       this.#entriesNow(entries, at, Math.min(entries.length, at + STEP_ENTRIES), offsets);
@@ -87,14 +101,14 @@ export class FrameEncoder {
 
   // A short list goes at once (callers check): a nested generator costs more than a few entries.
   #entriesNow(
-    entries: readonly WireEntry[],
+    entries: WireEntries,
     from: number,
     to: number,
     offsets: number[],
   ): number[] {
     const b = this.#builder;
     for (let i = from; i < to; i++) {
-      const [name, value] = entries[i]!;
+      const [name, value] = entries.at(i)!;
       const nameOffset = b.createString(name);
       const valueOffset = value === null ? 0 : b.createString(value);
       TextEntry.startTextEntry(b);
@@ -235,7 +249,7 @@ export class FrameEncoder {
   respCall(
     id: number,
     status: number,
-    headers: readonly WireEntry[],
+    headers: WireEntries,
     body: Uint8Array | null,
   ): Uint8Array {
     return runSteps(this.respCallSteps(id, status, headers, body));
@@ -245,7 +259,7 @@ export class FrameEncoder {
   *respCallSteps(
     id: number,
     status: number,
-    headers: readonly WireEntry[],
+    headers: WireEntries,
     body: Uint8Array | null,
   ): Steps<Uint8Array> {
     const b = this.#builder;

@@ -60,31 +60,48 @@ export class ChannelReader {
       if (frame) return frame;
       if (this.#start === this.#end) this.#start = this.#end = 0;
       const pending = this.#end - this.#start;
-      if (pending >= 4) {
+      if (pending >= HEADER) {
         const b = this.#buffer;
         const s = this.#start;
-        const needed = 4 +
-          ((b[s]! | (b[s + 1]! << 8) | (b[s + 2]! << 16) | (b[s + 3]! << 24)) >>> 0);
-        if (needed > this.#buffer.length) {
-          const grown = new Uint8Array(needed);
-          grown.set(b.subarray(s, this.#end));
-          this.#buffer = grown;
-          this.#end = pending;
-          this.#start = 0;
-        }
+        const length = (b[s]! | (b[s + 1]! << 8) | (b[s + 2]! << 16) | (b[s + 3]! << 24)) >>> 0;
+        // #take() checked the length. A frame larger than the buffer is read straight into a
+        // buffer of its own: its batch is never copied (a 16 MiB copy holds the loop ~20 ms).
+        if (4 + length > b.length) return await this.#readLarge(b[s + 4]!, length - 1);
       }
       if (this.#buffer.length - this.#end < 4096 || this.#end === this.#buffer.length) {
         this.#buffer.copyWithin(0, this.#start, this.#end);
         this.#end -= this.#start;
         this.#start = 0;
       }
-      const n = await this.#conn.read(this.#buffer.subarray(this.#end));
-      if (n === null || n === 0) {
-        if (this.#start !== this.#end) throw new ChannelError("channel closed mid-frame");
-        return null;
-      }
-      this.#end += n;
+      if (!await this.#fill()) return null;
     }
+  }
+
+  /** Reads more into the buffer; false at the end of the stream (between frames). */
+  async #fill(): Promise<boolean> {
+    const n = await this.#conn.read(this.#buffer.subarray(this.#end));
+    if (n === null || n === 0) {
+      if (this.#start !== this.#end) throw new ChannelError("channel closed mid-frame");
+      return false;
+    }
+    this.#end += n;
+    return true;
+  }
+
+  /** The rest of a frame whose header is buffered, read into a batch buffer of its own. */
+  async #readLarge(slot: number, size: number): Promise<ChannelFrame> {
+    const batch = new Uint8Array(size);
+    const begin = this.#start + HEADER;
+    let filled = this.#end - begin;
+    batch.set(this.#buffer.subarray(begin, this.#end));
+    this.#start = this.#end = 0;
+    while (filled < size) {
+      // Reads at most what the frame still lacks: the next frame stays on the socket.
+      const n = await this.#conn.read(batch.subarray(filled));
+      if (n === null || n === 0) throw new ChannelError("channel closed mid-frame");
+      filled += n;
+    }
+    return { slot, batch };
   }
 }
 
