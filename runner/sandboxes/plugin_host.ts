@@ -233,6 +233,15 @@ export class PluginHost {
   }
 
   /** Calls and conf parses in flight or waiting. */
+  /**
+   * Whether a line logged on APISIX's behalf for this plugin (a failed call, a conf that could
+   * not be prepared) may be written now: such lines share one per-second budget, so a plugin
+   * that crash-loops cannot flood the runner's log through them.
+   */
+  allowCallLine(): boolean {
+    return this.#callLines.allow();
+  }
+
   get busy(): number {
     return this.#calls.size + this.#confsPending.size;
   }
