@@ -43,17 +43,20 @@ export class ConfCache {
   #byKey = new Map<string, ConfEntry>();
   #preparing = new Map<string, Promise<ConfEntry>>();
   #nextToken: number;
-  #sweeper: ReturnType<typeof setInterval>;
-  // A clock read once per sweep tick is enough for lifetimes of minutes.
-  #now = Date.now();
+  // One timer, armed only while tokens are held, for the earliest moment one could expire (but
+  // not sooner than a tick after the last sweep): an idle runner with no tokens, or with tokens
+  // in steady use, wakes at most once per lifetime instead of every tick. `get` checks expiry
+  // itself, so the sweep only frees memory; it never decides whether a token is valid.
+  #sweeper: ReturnType<typeof setTimeout> | undefined;
+  #sweepAt = Infinity;
+  readonly #tick: number;
+  #closed = false;
 
   constructor(options: ConfCacheOptions) {
     this.#ttlMs = options.ttlMs;
     this.#maxEntries = options.maxEntries;
     this.#nextToken = (crypto.getRandomValues(new Uint32Array(1))[0]! % 0xffff_fffe) + 1;
-    const tick = Math.max(50, Math.min(1000, this.#ttlMs / 8));
-    this.#sweeper = setInterval(() => this.#sweep(), tick);
-    Deno.unrefTimer(this.#sweeper);
+    this.#tick = Math.max(50, Math.min(1000, this.#ttlMs / 8));
   }
 
   /** Tokens held. */
@@ -114,6 +117,7 @@ export class ConfCache {
     };
     this.#byToken.set(entry.token, entry);
     if (key) this.#byKey.set(key, entry);
+    this.#scheduleSweep(entry.lastUsed + this.#ttlMs);
     return entry;
   }
 
@@ -155,16 +159,36 @@ export class ConfCache {
     for (const entry of oldest) this.#remove(entry);
   }
 
+  /** Arms the sweep for `at` (ms since the epoch) unless one is due sooner. */
+  #scheduleSweep(at: number): void {
+    if (this.#closed || at >= this.#sweepAt) return;
+    if (this.#sweeper !== undefined) clearTimeout(this.#sweeper);
+    this.#sweepAt = at;
+    // +1: an entry expires once strictly more than ttl has passed since its last use.
+    this.#sweeper = setTimeout(() => this.#sweep(), Math.max(0, at - Date.now()) + 1);
+    Deno.unrefTimer(this.#sweeper);
+  }
+
   #sweep(): void {
-    this.#now = Date.now();
+    this.#sweeper = undefined;
+    this.#sweepAt = Infinity;
+    const now = Date.now();
+    let oldest = Infinity;
     for (const entry of this.#byToken.values()) {
-      if (this.#now - entry.lastUsed > this.#ttlMs) this.#remove(entry);
+      if (now - entry.lastUsed > this.#ttlMs) this.#remove(entry);
+      else if (entry.lastUsed < oldest) oldest = entry.lastUsed;
     }
+    // Entries used since they were added slid their lifetimes: the next sweep is for the
+    // least recently used one, and never sooner than a tick away, so a cache of many entries
+    // expiring one by one is scanned at most once per tick.
+    if (oldest !== Infinity) this.#scheduleSweep(Math.max(oldest + this.#ttlMs, now + this.#tick));
   }
 
   /** Stops the sweeper and drops every entry. */
   close(): void {
-    clearInterval(this.#sweeper);
+    this.#closed = true;
+    if (this.#sweeper !== undefined) clearTimeout(this.#sweeper);
+    this.#sweeper = undefined;
     for (const entry of [...this.#byToken.values()]) this.#remove(entry);
   }
 }

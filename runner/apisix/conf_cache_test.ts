@@ -108,7 +108,7 @@ Deno.test("ConfCache: lifetimes slide on every use and every PrepareConf of the 
 
 Deno.test("ConfCache: the sweeper drops unused entries and releases their confs", async () => {
   await withClock(async (clock) => {
-    // ttl 100 ms: the sweeper ticks every 50 ms.
+    // ttl 100 ms: the sweep is armed for the first expiry, 100 ms after the adds.
     const c = cache({ ttlMs: 100 });
     const { host, released } = fakeHost("p");
     try {

@@ -254,23 +254,28 @@ export class Connection {
     if (result.ok) return { host, handle: result.handle };
     if (result.cause !== "bad_conf" && host.settings.failure === "closed") {
       // Not the conf's fault: a token without the plugin would run the route unprotected for
-      // as long as APISIX caches it. Fail this PrepareConf; APISIX asks again next request.
-      host.log.warn(
-        "route {key}: conf not prepared ({cause}): {reason}; answered " +
-          "SERVICE_UNAVAILABLE (failure policy closed)",
-        {
-          key,
-          cause: result.cause,
-          reason: result.message,
-        },
-      );
+      // as long as APISIX caches it. Fail this PrepareConf; APISIX asks again next request, so
+      // the line is rate-limited: a plugin that cannot start would log it once per request.
+      if (host.allowCallLine()) {
+        host.log.warn(
+          "route {key}: conf not prepared ({cause}): {reason}; answered " +
+            "SERVICE_UNAVAILABLE (failure policy closed)",
+          {
+            key,
+            cause: result.cause,
+            reason: result.message,
+          },
+        );
+      }
       throw new PluginUnavailableError(result.message);
     }
-    host.log.warn("route {key}: conf rejected ({cause}): {reason}; the plugin is skipped", {
-      key,
-      cause: result.cause,
-      reason: result.message,
-    });
+    if (host.allowCallLine()) {
+      host.log.warn("route {key}: conf rejected ({cause}): {reason}; the plugin is skipped", {
+        key,
+        cause: result.cause,
+        reason: result.message,
+      });
+    }
     return null;
   }
 

@@ -40,29 +40,40 @@ async function readConfig(file: string | null): Promise<[RunnerConfig, Sections,
   return [config, sections, text];
 }
 
+/** How often the parent process id is checked when stdin is not a pipe from the parent. */
+const PARENT_POLL_MS = 500;
 /**
- * Resolves with a reason when the parent (APISIX) is gone: the pipe APISIX hands the runner as
- * stdin reached end of file, or the runner was re-parented (its parent process id changed;
- * checked every half second, which also covers a wrapper script between APISIX and the
- * runner). A terminal or /dev/null as stdin says nothing about a parent.
+ * How often it is checked as well when stdin is a pipe: a backstop for a pipe whose write end
+ * outlives the parent (a child of APISIX that inherited it), rare enough to cost an idle runner
+ * nothing measurable.
+ */
+const PARENT_BACKSTOP_MS = 5000;
+
+/**
+ * Resolves with a reason when the parent (APISIX) is gone. When stdin is a pipe (APISIX hands
+ * the runner one), its end of file says so at once: the write end's holders are gone, which
+ * also covers a wrapper script between APISIX and the runner, and waiting on it costs nothing
+ * while the runner idles. The runner also checks whether it was re-parented (its parent
+ * process id changed): every half second when stdin says nothing about a parent (a terminal,
+ * /dev/null), every five seconds as a backstop when it is a pipe.
  */
 function parentGone(): Promise<string> {
   return new Promise((resolve) => {
+    let pipe = false;
+    try {
+      // fstat on the descriptor: Deno refuses to stat /proc/self/fd/0 without --allow-all.
+      pipe = fstatSync(0).isFIFO();
+    } catch {
+      // No stdin to look at: the parent process id alone tells.
+    }
     const parent = Deno.ppid;
     const timer = setInterval(() => {
       if (Deno.ppid !== parent) {
         clearInterval(timer);
         resolve(`the parent process ${parent} is gone`);
       }
-    }, 500);
+    }, pipe ? PARENT_BACKSTOP_MS : PARENT_POLL_MS);
     Deno.unrefTimer(timer);
-    let pipe = false;
-    try {
-      // fstat on the descriptor: Deno refuses to stat /proc/self/fd/0 without --allow-all.
-      pipe = fstatSync(0).isFIFO();
-    } catch {
-      return;
-    }
     if (!pipe) return;
     (async () => {
       const buffer = new Uint8Array(256);
@@ -71,6 +82,7 @@ function parentGone(): Promise<string> {
       } catch {
         // A read error means the pipe is gone too.
       }
+      clearInterval(timer);
       resolve("stdin closed: the parent process is gone");
     })();
   });

@@ -28,6 +28,7 @@ const CONFIG = {
     throws: own("throws.ts"),
     unhandled: own("unhandled.ts"),
     big_reply: own("big_reply.ts"),
+    big_reply_inline: own("big_reply_inline.ts", { isolation: "inline" }),
     crash_loop: own("crash_loop.ts", { memoryMb: 32, timeoutMs: 20_000, failure: "open" }),
     slow_conf: own("slow_conf.ts"),
     inline_hang: own("inline_hang.ts", { isolation: "inline", timeoutMs: 300 }),
@@ -240,6 +241,21 @@ Deno.test({
           // The connection is still in step: the next call on it is answered normally.
           equal(stopBody((await timed(conn, token, false)).reply), "alive");
           equal(h.supervisor("big_reply").restarts, 0);
+          await say.check();
+        },
+      );
+
+      await t.step(
+        "an inline plugin's reply over 16 MiB: the same bounds, SERVICE_UNAVAILABLE",
+        async () => {
+          // Inline calls hand the Patch object back without a batch; the bounds still apply.
+          const { conn, token } = await route("big_reply_inline");
+          const { reply } = await timed(conn, token, true);
+          deepEqual(reply, CLOSED);
+          await h.waitForLine(
+            /big_reply_inline.*refused: its patch makes a reply of more than 16777215/,
+          );
+          equal(stopBody((await timed(conn, token, false)).reply), "alive");
           await say.check();
         },
       );
