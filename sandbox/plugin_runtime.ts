@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { ByteFormatError, type ByteReader, ByteWriter, decodeUtf8 } from "../api/bytes.ts";
+import { ByteFormatError, type ByteReader, decodeUtf8 } from "../api/bytes.ts";
 import { assertPlugin, defaultParseConf } from "../api/define.ts";
 import { Patch } from "../api/patch.ts";
 import { checkPrefetch, writePrefetch } from "../api/prefetch.ts";
@@ -47,14 +47,7 @@ const INTERNAL_FRAME =
   /^\s+at .*(?:\/sandbox\/(?:plugin_worker|plugin_runtime|messages)\.ts:|\bext:)/;
 
 /** ExtraInfo answers that came with a call, by `var:<name>`, `reqBody` or `respBody`. */
-export type Prefetched = Map<string, Uint8Array | null>;
-
-/**
- * Where the patch of a call handed over by {@linkcode PluginRuntime.call} goes (inline only):
- * the Patch object itself, and its encoding, for the runner to check the bounds on exactly
- * the bytes it would otherwise have decoded. The bytes are the receiver's own.
- */
-export type DirectResult = (callId: number, patch: Patch, bytes: Uint8Array) => void;
+type Prefetched = Map<string, Uint8Array | null>;
 
 interface PendingAsk {
   resolve(value: Uint8Array | null): void;
@@ -91,18 +84,11 @@ class RuntimeCall implements CallHost {
   #prefetched: Prefetched | null;
   #req: RequestView | null = null;
   #res: ResponseWriter | UpstreamResponseView | null = null;
-  #direct: DirectResult | null;
 
-  constructor(
-    runtime: PluginRuntime,
-    id: number,
-    prefetched: Prefetched | null,
-    direct: DirectResult | null,
-  ) {
+  constructor(runtime: PluginRuntime, id: number, prefetched: Prefetched | null) {
     this.#runtime = runtime;
     this.id = id;
     this.#prefetched = prefetched;
-    this.#direct = direct;
   }
 
   ask(info: "var" | "reqBody" | "respBody", name?: string): Promise<Uint8Array | null> {
@@ -178,11 +164,6 @@ class RuntimeCall implements CallHost {
       this.#res!.collect(patch);
       this.#runtime.calls.delete(this.id);
       if (this.cancelled) return;
-      if (this.#direct) {
-        // The same encoding as a Result message's, in a writer of its own: the runner checks
-        // the bounds on it and keeps the Patch object instead of decoding the bytes again.
-        return this.#direct(this.id, patch, this.#runtime.encodeDirect(patch));
-      }
       const out = this.#runtime.out;
       out.begin(Kind.Result).u32(this.id);
       patch.encode(out.out);
@@ -241,22 +222,6 @@ export class PluginRuntime {
       this.out.end();
       this.queueFlush();
     });
-  }
-
-  // Where the patches of calls handed over directly are encoded (inline only).
-  #scratch = new ByteWriter(1024);
-
-  /** A patch's encoding, a copy of its own, for a call handed over directly (inline only). */
-  encodeDirect(patch: Patch): Uint8Array {
-    const scratch = this.#scratch;
-    scratch.reset();
-    try {
-      patch.encode(scratch);
-      return scratch.take();
-    } finally {
-      // A large patch leaves no large buffer behind.
-      if (scratch.length > 65536) this.#scratch = new ByteWriter(1024);
-    }
   }
 
   /** Whether {@linkcode load} was called. */
@@ -368,33 +333,10 @@ export class PluginRuntime {
     const request = body.raw(body.u32());
     const prefetched = readPrefetched(body);
     const overlayBytes = body.rest();
-    this.call(callId, confId, phase, request, prefetched, overlayBytes, null);
-  }
-
-  /**
-   * Runs one call as a Call message would (inline carriers hand calls over by this plain call,
-   * without a batch): `request` and the prefetched answers must stay unchanged until the call
-   * settles. With `direct`, the patch goes there instead of into a Result message; failures,
-   * questions and log lines still go out in batches.
-   */
-  call(
-    callId: number,
-    confId: number,
-    phase: number,
-    request: Uint8Array,
-    prefetched: Prefetched | null,
-    overlayBytes: Uint8Array,
-    direct: DirectResult | null,
-  ): void {
     const parse = this.#confs.has(confId) ? undefined : this.#parsing.get(confId);
-    if (!parse) {
-      this.#runCall(callId, confId, phase, request, prefetched, overlayBytes, direct);
-      // What the call wrote (a failure, a question, a log line) goes out like a batch's.
-      if (direct && this.out.length) this.queueFlush();
-      return;
-    }
+    if (!parse) return this.#runCall(callId, confId, phase, request, prefetched, overlayBytes);
     parse.then(() => {
-      this.#runCall(callId, confId, phase, request, prefetched, overlayBytes, direct);
+      this.#runCall(callId, confId, phase, request, prefetched, overlayBytes);
       this.queueFlush();
     });
   }
@@ -406,7 +348,6 @@ export class PluginRuntime {
     request: Uint8Array,
     prefetched: Prefetched | null,
     overlayBytes: Uint8Array,
-    direct: DirectResult | null,
   ): void {
     if (!this.#confs.has(confId)) {
       this.out.begin(Kind.Failed).u32(callId).u8(FailCause.UnknownConf).rawUtf8(
@@ -415,7 +356,7 @@ export class PluginRuntime {
       this.out.end();
       return;
     }
-    const call = new RuntimeCall(this, callId, prefetched, direct);
+    const call = new RuntimeCall(this, callId, prefetched);
     this.calls.set(callId, call);
     try {
       const overlay = overlayBytes.length ? Patch.decode(overlayBytes) : null;

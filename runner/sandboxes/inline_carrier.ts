@@ -2,8 +2,7 @@
  * Runs a plugin on the runner's own event loop (`isolation: "inline"`): the fastest mode, for
  * trusted first-party code only. There is no hop at all: a batch is handed to the plugin's
  * {@linkcode PluginRuntime} by a plain call and its answer comes back the same way, one
- * microtask later; calls skip even the batch (`direct`): the request goes in as it is and the
- * Patch object comes back, with its encoding for the bounds check. The plugin has every permission the runner has, its console writes to the
+ * microtask later. The plugin has every permission the runner has, its console writes to the
  * runner's own output, and nothing can stop it: a loop freezes the runner and a heap
  * exhaustion ends it. That is why third-party plugins get their own process.
  *
@@ -56,13 +55,6 @@ export function inlineCarrier(
         runtime?.receive(batch);
       } catch (error) {
         end("violation", `the plugin runtime refused a batch: ${(error as Error).message}`);
-      }
-    },
-    direct(callId, confId, phase, request, prefetched, overlay, done) {
-      try {
-        runtime?.call(callId, confId, phase, request, prefetched, overlay, done);
-      } catch (error) {
-        end("violation", `the plugin runtime refused a call: ${(error as Error).message}`);
       }
     },
     kill(cause, message) {

@@ -17,7 +17,6 @@ import {
   readPrefetch,
 } from "../../api/prefetch.ts";
 import { IdTable, MAX_TABLE_ID } from "../../sandbox/id_table.ts";
-import type { DirectResult, Prefetched } from "../../sandbox/plugin_runtime.ts";
 import {
   BatchWriter,
   FailCause,
@@ -60,21 +59,6 @@ export interface CallContext {
 
 /** Sends a batch to the plugin's worker. */
 export type Link = (batch: Uint8Array<ArrayBuffer>) => void;
-
-/**
- * Hands one call to an inline plugin runtime by a plain call, without a batch (see
- * `PluginRuntime.call` in `sandbox/plugin_runtime.ts`); its patch comes back to `done`, everything else of the call
- * (failures, questions, log lines) in batches as usual.
- */
-export type DirectCall = (
-  callId: number,
-  confId: number,
-  phase: number,
-  request: Uint8Array,
-  prefetched: Prefetched | null,
-  overlay: Uint8Array,
-  done: DirectResult,
-) => void;
 
 /** What the host tells its supervisor. */
 export interface HostEvents {
@@ -188,11 +172,6 @@ export class PluginHost {
 
   #events: HostEvents;
   #link: Link | null = null;
-  // Inline sandboxes: calls go to the runtime by a plain call, patches come back to #directDone
-  // (made at each attach, so what an earlier runtime still delivers is dropped).
-  #direct: DirectCall | null = null;
-  #directDone: DirectResult | null = null;
-  #directQueue: PendingCall[] = [];
   #unavailable: string | null = null;
   #out = new BatchWriter(4096);
   #batchesInFlight = 0;
@@ -287,13 +266,8 @@ export class PluginHost {
   }
 
   /** A sandbox is up: send it every conf this plugin holds, then the queued work. */
-  attach(link: Link, direct?: DirectCall): void {
+  attach(link: Link): void {
     this.#link = link;
-    this.#direct = direct ?? null;
-    const generation = this.#generation;
-    this.#directDone = direct
-      ? (callId, patch, bytes) => this.#directResult(generation, callId, patch, bytes)
-      : null;
     this.#unavailable = null;
     this.#batchesInFlight = 0;
     this.#out.out.reset();
@@ -314,9 +288,6 @@ export class PluginHost {
    */
   detach(cause: FailureCause, message: string): void {
     this.#link = null;
-    this.#direct = null;
-    this.#directDone = null;
-    this.#directQueue.length = 0;
     this.#generation++;
     this.#readyWaiter?.reject(new Error(message));
     this.#readyWaiter = null;
@@ -517,12 +488,6 @@ export class PluginHost {
   #write(call: PendingCall): void {
     call.sent = true;
     call.sentAt = performance.now();
-    // Nothing waits in the batch (a conf this call needs): the call is handed over directly,
-    // in the same microtask a batch would go in, before the batch (see #flush).
-    if (this.#direct && this.#out.length === 0) {
-      this.#directQueue.push(call);
-      return;
-    }
     const out = this.#out;
     const w = out.begin(Kind.Call).u32(call.id).u32(call.confId).u8(call.phase).bytes(call.request);
     const answers = call.answers;
@@ -647,39 +612,10 @@ export class PluginHost {
 
   #flush(): void {
     this.#flushQueued = false;
-    if (this.#directQueue.length) this.#dispatchDirect();
     if (!this.#link || this.#out.length === 0) return;
     if (this.#batchesInFlight >= MAX_BATCHES_IN_FLIGHT) return;
     this.#batchesInFlight++;
     this.#link(this.#out.take());
-  }
-
-  /** Hands the calls written since the last flush to the inline runtime, in order. */
-  #dispatchDirect(): void {
-    const queue = this.#directQueue;
-    // A call that settles at once admits the next waiting one, which joins this queue: a loop,
-    // not a recursion, however many wait.
-    for (let i = 0; i < queue.length; i++) {
-      const call = queue[i]!;
-      // Settled meanwhile (a deadline, the client went away) or the sandbox went.
-      if (this.#calls.get(call.id) !== call || !call.sent || !this.#direct) continue;
-      let prefetched: Prefetched | null = null;
-      for (const { question: [info, name], value } of call.answers ?? []) {
-        (prefetched ??= new Map()).set(info === "var" ? `var:${name}` : info, value);
-      }
-      // A copy, as a batch would hold: the request may be a view of the connection's buffer,
-      // which an ExtraInfo answer overwrites while an async filter still reads the request.
-      this.#direct(
-        call.id,
-        call.confId,
-        call.phase,
-        call.request.slice(),
-        prefetched,
-        call.overlay ?? EMPTY,
-        this.#directDone!,
-      );
-    }
-    queue.length = 0;
   }
 
   /**
@@ -732,7 +668,16 @@ export class PluginHost {
       case Kind.Result: {
         const call = this.#calls.get(body.u32());
         if (!call || !call.sent) return this.#stray();
-        return yield* this.#result(call, body.rest(), null);
+        const bytes = body.rest();
+        call.replied = true;
+        // Lengths and counts first: a patch over the limits is refused before it costs more.
+        const size = yield* scanPatch(bytes, call.phase === Phase.Response, MAX_PAYLOAD);
+        if (size.over) return this.#refuse(call, `its patch ${size.over}`);
+        const patch = yield* Patch.decodeSteps(bytes);
+        // Settled while it was decoded (a deadline, the client went away).
+        if (this.#calls.get(call.id) !== call) return;
+        this.#settleCall(call, { ok: true, patch, size });
+        return;
       }
       case Kind.Failed: {
         const call = this.#calls.get(body.u32());
@@ -821,38 +766,6 @@ export class PluginHost {
       }
       default:
         throw new ByteFormatError(`unknown message kind ${kind}`);
-    }
-  }
-
-  /**
-   * A call's patch: checked against the limits on its encoding, then decoded (from a batch) or
-   * taken as it is (handed back by an inline runtime, `given`), and the call settled.
-   */
-  *#result(call: PendingCall, bytes: Uint8Array, given: Patch | null): Steps<void> {
-    call.replied = true;
-    // Lengths and counts first: a patch over the limits is refused before it costs more.
-    const size = yield* scanPatch(bytes, call.phase === Phase.Response, MAX_PAYLOAD);
-    if (size.over) return this.#refuse(call, `its patch ${size.over}`);
-    const patch = given ?? (yield* Patch.decodeSteps(bytes));
-    // Settled while it was decoded (a deadline, the client went away).
-    if (this.#calls.get(call.id) !== call) return;
-    this.#settleCall(call, { ok: true, patch, size });
-  }
-
-  /** A patch an inline runtime handed back for a call given to it directly. */
-  #directResult(generation: number, callId: number, patch: Patch, bytes: Uint8Array): void {
-    if (generation !== this.#generation) return;
-    const call = this.#calls.get(callId);
-    if (!call || !call.sent) return this.#stray();
-    const fail = (error: unknown) => {
-      if (generation !== this.#generation) return;
-      this.#events.kill(this, "violation", `protocol violation: ${(error as Error).message}`);
-    };
-    try {
-      const done = slicer.run(this.#result(call, bytes, patch));
-      if (done instanceof Promise) done.catch(fail);
-    } catch (error) {
-      fail(error);
     }
   }
 

@@ -9,7 +9,7 @@
 import type { PluginSettings } from "../config/config.ts";
 import { StartRefused } from "./start_refused.ts";
 import { log } from "../telemetry/log.ts";
-import { type DirectCall, type FailureCause, type HostEvents, PluginHost } from "./plugin_host.ts";
+import { type FailureCause, type HostEvents, PluginHost } from "./plugin_host.ts";
 
 /** How a sandbox ended. */
 export interface Exit {
@@ -29,8 +29,6 @@ export interface Carrier {
   readonly exited: Promise<Exit>;
   /** The sandbox's process id, if it has its own process. */
   readonly pid: number | null;
-  /** Inline carriers: hands calls to the plugin runtime without batches. */
-  readonly direct?: DirectCall;
 }
 
 /**
@@ -179,9 +177,7 @@ export class Supervisor implements HostEvents {
       ms: Math.round(performance.now() - started),
       pid: carrier.pid ?? "inline",
     });
-    this.hosts.forEach((host, slot) =>
-      host.attach((batch) => carrier.send(slot, batch), carrier.direct)
-    );
+    this.hosts.forEach((host, slot) => host.attach((batch) => carrier.send(slot, batch)));
   }
 
   #ended(carrier: Carrier, exit: Exit): void {
