@@ -31,7 +31,7 @@ export const CONTENDER_DESCRIPTIONS: Readonly<Record<ContenderId, string>> = {
     "sandbox (what the protocol code alone costs; `say` only)",
   process: 'this runner, each plugin in its own sandbox process (`"isolation": "process"`, the ' +
     "default)",
-  inline: 'this runner, plugins in a Worker inside the runner process (`"isolation": "inline"`)',
+  inline: 'this runner, plugins on the runner\'s own event loop (`"isolation": "inline"`)',
 };
 
 /** Parses a comma-separated contender list; throws on an unknown name. */

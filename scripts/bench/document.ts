@@ -75,7 +75,7 @@ grow by factors). The y axis is linear from zero when the slowest and fastest fi
 logarithmic (its label says so), so equal vertical distances are equal ratios and the gap between
 two lines reads as "× Go" does, whatever the absolute numbers. Dashed lines are references rather
 than runners: the ceiling, and the protocol floor (this runner with no plugin at all). The gap
-between the floor and the sandboxed and inline lines is what running a plugin in a Worker costs;
+between the floor and the sandboxed and inline lines is what running a plugin costs (in a sandbox process, or inline on the runner's loop);
 the gap between the floor and the ceiling is the protocol code's own.
 `;
 
