@@ -125,6 +125,45 @@ function* hasDuplicateNames(bytes: Uint8Array, records: Int32Array): Steps<boole
   return false;
 }
 
+/**
+ * Reads a record that holds one value (stop, status, path, a body) into `patch`, for both
+ * decoders; throws {@linkcode ByteFormatError} for a tag that is not a patch record.
+ */
+function readScalarRecord(patch: Patch, tag: number, reader: ByteReader): void {
+  switch (tag) {
+    case Tag.Stop:
+      patch.stop = true;
+      return;
+    case Tag.Status: {
+      const status = reader.u16();
+      if (status < 100 || status > 999) throw new ByteFormatError(`status ${status} invalid`);
+      patch.status = status;
+      return;
+    }
+    case Tag.Path:
+      patch.path = reader.bytesView();
+      return;
+    case Tag.RequestBody:
+      patch.requestBody = reader.bytesView();
+      return;
+    case Tag.ResponseBody:
+      patch.responseBody = reader.bytesView();
+      return;
+    default:
+      throw new ByteFormatError(`unknown patch tag ${tag} at offset ${reader.offset - 1}`);
+  }
+}
+
+/** A response-header list's count, refused when the input cannot hold that many entries. */
+function responseHeaderCount(reader: ByteReader): number {
+  const count = reader.u32();
+  // Each entry needs at least 8 bytes.
+  if (count * 8 > reader.remaining) {
+    throw new ByteFormatError(`${count} response headers cannot fit`);
+  }
+  return count;
+}
+
 /** The decoded form of a patch. Every field is optional: absent means "unchanged". */
 export class Patch {
   /** The request is answered now (request phase): `status`, `responseHeaders`, `responseBody`. */
@@ -426,18 +465,6 @@ export class Patch {
     while (reader.remaining > 0) {
       const tag = reader.u8();
       switch (tag) {
-        case Tag.Stop:
-          patch.stop = true;
-          break;
-        case Tag.Status: {
-          const status = reader.u16();
-          if (status < 100 || status > 999) throw new ByteFormatError(`status ${status} invalid`);
-          patch.status = status;
-          break;
-        }
-        case Tag.Path:
-          patch.path = reader.bytesView();
-          break;
         case Tag.Header: {
           const name = decodeLatin1(reader.bytesView());
           const count = reader.u16();
@@ -456,26 +483,16 @@ export class Patch {
           (patch.#args ??= new Map()).set(name, values);
           break;
         }
-        case Tag.RequestBody:
-          patch.requestBody = reader.bytesView();
-          break;
         case Tag.ResponseHeaders: {
-          const count = reader.u32();
-          // Each entry needs at least 8 bytes: refuse counts the input cannot hold.
-          if (count * 8 > reader.remaining) {
-            throw new ByteFormatError(`${count} response headers cannot fit`);
-          }
+          const count = responseHeaderCount(reader);
           if ((entries += count) > SMALL_PATCH) return null;
           const list: ByteEntry[] = [];
           for (let i = 0; i < count; i++) list.push([reader.bytesView(), reader.bytesView()]);
           patch.#responseHeaders = list;
           break;
         }
-        case Tag.ResponseBody:
-          patch.responseBody = reader.bytesView();
-          break;
         default:
-          throw new ByteFormatError(`unknown patch tag ${tag} at offset ${reader.offset - 1}`);
+          readScalarRecord(patch, tag, reader);
       }
     }
     return patch;
@@ -492,18 +509,6 @@ export class Patch {
     while (reader.remaining > 0) {
       const tag = reader.u8();
       switch (tag) {
-        case Tag.Stop:
-          patch.stop = true;
-          break;
-        case Tag.Status: {
-          const status = reader.u16();
-          if (status < 100 || status > 999) throw new ByteFormatError(`status ${status} invalid`);
-          patch.status = status;
-          break;
-        }
-        case Tag.Path:
-          patch.path = reader.bytesView();
-          break;
         case Tag.Header: {
           headers.push(reader.offset);
           skipBytes(reader);
@@ -526,15 +531,8 @@ export class Patch {
           if (++step % STEP_ENTRIES === 0) yield;
           break;
         }
-        case Tag.RequestBody:
-          patch.requestBody = reader.bytesView();
-          break;
         case Tag.ResponseHeaders: {
-          const count = reader.u32();
-          // Each entry needs at least 8 bytes: refuse counts the input cannot hold.
-          if (count * 8 > reader.remaining) {
-            throw new ByteFormatError(`${count} response headers cannot fit`);
-          }
+          const count = responseHeaderCount(reader);
           responseHeaders = new Offsets();
           for (let i = 0; i < count; i++) {
             responseHeaders.push(reader.offset);
@@ -544,11 +542,8 @@ export class Patch {
           }
           break;
         }
-        case Tag.ResponseBody:
-          patch.responseBody = reader.bytesView();
-          break;
         default:
-          throw new ByteFormatError(`unknown patch tag ${tag} at offset ${reader.offset - 1}`);
+          readScalarRecord(patch, tag, reader);
       }
     }
     if (headers.length || args.length || responseHeaders) {
