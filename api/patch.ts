@@ -642,7 +642,8 @@ export function* scanPatch(
   maxReplyBytes: number,
 ): Steps<PatchScan> {
   const reader = new ByteReader(bytes);
-  const seen = new Set<number>();
+  // The single-value records seen so far, one bit per tag (tags are below 32).
+  let seen = 0;
   let headers = 0;
   let args = 0;
   let responseHeaders = 0;
@@ -663,9 +664,9 @@ export function* scanPatch(
   });
   while (reader.remaining > 0) {
     const tag = reader.u8();
-    if (tag !== Tag.Header && tag !== Tag.Arg) {
-      if (seen.has(tag)) throw new ByteFormatError(`patch record ${tag} appears twice`);
-      seen.add(tag);
+    if (tag !== Tag.Header && tag !== Tag.Arg && tag < 32) {
+      if (seen & (1 << tag)) throw new ByteFormatError(`patch record ${tag} appears twice`);
+      seen |= 1 << tag;
     }
     switch (tag) {
       case Tag.Stop:

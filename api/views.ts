@@ -84,6 +84,25 @@ function toBytes(body: string | Uint8Array): Uint8Array {
   return typeof body === "string" ? encodeUtf8(body) : body;
 }
 
+// A plugin that answers with a fixed text sets the same string on every call: its bytes are
+// kept from the call before (a new typed array per call costs more than the rest of `say`).
+// For a patch's answer body only: that is read to be copied into the reply, and no plugin
+// code ever gets it (unlike a body given to setBody, which body() hands back).
+const REMEMBERED_TEXT = 4096;
+let lastText = "";
+let lastBytes: Uint8Array = new Uint8Array();
+
+function answerBytes(body: string | Uint8Array): Uint8Array {
+  if (typeof body !== "string") return body;
+  if (body === lastText) return lastBytes;
+  const bytes = encodeUtf8(body);
+  if (body.length <= REMEMBERED_TEXT) {
+    lastText = body;
+    lastBytes = bytes;
+  }
+  return bytes;
+}
+
 function readEntries(
   count: number,
   entry: (index: number, into: TextEntry) => TextEntry | null,
@@ -356,7 +375,7 @@ export class ResponseWriter implements PluginResponse {
       patch.stop = true;
       patch.status = this.status;
       patch.responseHeaders = headers ? entriesOf(headers) : null;
-      if (this.#body !== null) patch.responseBody = toBytes(this.#body);
+      if (this.#body !== null) patch.responseBody = answerBytes(this.#body);
       return;
     }
     if (!headers?.changed) return;

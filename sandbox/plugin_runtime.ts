@@ -15,7 +15,7 @@ import type { Plugin } from "../api/types.ts";
 import { type CallHost, RequestView, ResponseWriter, UpstreamResponseView } from "../api/views.ts";
 import { HttpReqCallReq } from "../protocol/gen/http_req_call_req.ts";
 import { HttpRespCallReq } from "../protocol/gen/http_resp_call_req.ts";
-import { ByteBuffer } from "flatbuffers";
+import { byteBuffer } from "../protocol/byte_buffer.ts";
 import type { PluginLog } from "./console_capture.ts";
 import { IdTable } from "./id_table.ts";
 import { BatchWriter, FailCause, Info, Kind, LogLevel, Phase, readMessages } from "./messages.ts";
@@ -133,7 +133,7 @@ class RuntimeCall implements CallHost {
     request: Uint8Array,
     overlay: Patch | null,
   ): void {
-    const bb = new ByteBuffer(request);
+    const bb = byteBuffer(request);
     let result: void | Promise<void>;
     if (phase === Phase.Request) {
       const req = new RequestView(HttpReqCallReq.getRootAsHttpReqCallReq(bb), overlay, this);

@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { ByteBuffer } from "flatbuffers";
 import { ArgStore } from "../api/args.ts";
 import { ByteWriter, decodeUtf8, encodeUtf8 } from "../api/bytes.ts";
 import { assertPlugin, defaultParseConf } from "../api/define.ts";
@@ -15,6 +14,7 @@ import { checkPrefetch, type PrefetchList, prefetchQuestions } from "../api/pref
 import type { HttpMethod, Plugin } from "../api/types.ts";
 import { type CallHost, RequestView, ResponseWriter, UpstreamResponseView } from "../api/views.ts";
 import { IGNORED_RESPONSE_HEADERS } from "../protocol/apisix_rules.ts";
+import { byteBuffer } from "../protocol/byte_buffer.ts";
 import { FrameEncoder } from "../protocol/encode.ts";
 import { HttpReqCallReq } from "../protocol/gen/http_req_call_req.ts";
 import { HttpRespCallReq } from "../protocol/gen/http_resp_call_req.ts";
@@ -159,7 +159,7 @@ async function runChain(
       ask,
       warn: (message) => warnings.push(`${plugin.name}: ${message}`),
     };
-    const bb = new ByteBuffer(payload);
+    const bb = byteBuffer(payload);
     const collected = new Patch();
     if (phase === REQUEST) {
       const req = new RequestView(HttpReqCallReq.getRootAsHttpReqCallReq(bb), overlay, host);
@@ -327,7 +327,7 @@ export async function runResponse(
   const frame = new FrameEncoder().respCall(
     id,
     patch?.status ?? 0,
-    responseHeaders(patch, HttpRespCallReq.getRootAsHttpRespCallReq(new ByteBuffer(payload))),
+    responseHeaders(patch, HttpRespCallReq.getRootAsHttpRespCallReq(byteBuffer(payload))),
     patch?.responseBody ?? null,
   );
   const reply = decodeRespCallReply(frame);

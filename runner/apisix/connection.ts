@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { ByteBuffer, Encoding } from "flatbuffers";
+import { Encoding } from "flatbuffers";
+import { byteBuffer } from "../../protocol/byte_buffer.ts";
 import { decodeUtf8 } from "../../api/bytes.ts";
 import { ErrCode, RpcType, writeAll } from "../../protocol/frame.ts";
 import { type Frame, FrameReader, TruncatedFrameError } from "../../protocol/frame_reader.ts";
@@ -71,8 +72,11 @@ export class Connection {
   #deps: ConnectionDeps;
   #busy = false;
   #closed = false;
-  /** When the last exchange ended (or the connection opened), from performance.now(). */
-  idleSince: number = performance.now();
+  /**
+   * Exchanges answered so far: the server's shutdown drain watches it for a connection gone
+   * quiet (a counter, not a time, so that an exchange does not read the clock).
+   */
+  exchanges = 0;
 
   constructor(conn: Deno.Conn, deps: ConnectionDeps) {
     this.#conn = conn;
@@ -96,7 +100,7 @@ export class Connection {
           await this.#handle(frame);
         } finally {
           this.#busy = false;
-          this.idleSince = performance.now();
+          this.exchanges++;
         }
       }
     } catch (error) {
@@ -182,7 +186,7 @@ export class Connection {
     if (!this.#verify(payload, PREPARE_CONF_REQ, "PrepareConf")) {
       return await this.#error(ErrCode.BadRequest);
     }
-    const req = PrepareConfReq.getRootAsPrepareConfReq(new ByteBuffer(payload));
+    const req = PrepareConfReq.getRootAsPrepareConfReq(byteBuffer(payload));
     const key = req.key() ?? "";
     // A route lists a handful of plugins. A conf vector can name millions in 16 MiB (entries
     // may all point at one table), and each would be prepared and logged one by one.
@@ -283,7 +287,7 @@ export class Connection {
     const shape = phase === Phase.Request ? HTTP_REQ_CALL_REQ : HTTP_RESP_CALL_REQ;
     const what = phase === Phase.Request ? "HTTPReqCall" : "HTTPRespCall";
     if (!this.#verify(payload, shape, what)) return await this.#error(ErrCode.BadRequest);
-    const bb = new ByteBuffer(payload);
+    const bb = byteBuffer(payload);
     const reqCall = phase === Phase.Request ? HttpReqCallReq.getRootAsHttpReqCallReq(bb) : null;
     const respCall = reqCall ? null : HttpRespCallReq.getRootAsHttpRespCallReq(bb);
     const token = reqCall ? reqCall.confToken() : respCall!.confToken();
@@ -331,7 +335,7 @@ export class Connection {
         return yield* encoder.reqCallSteps(id, yield* requestActionSteps(patch));
       })()
       : (function* () {
-        const resp = HttpRespCallReq.getRootAsHttpRespCallReq(new ByteBuffer(request));
+        const resp = HttpRespCallReq.getRootAsHttpRespCallReq(byteBuffer(request));
         const headers = yield* responseHeadersSteps(patch, resp);
         return yield* encoder.respCallSteps(
           id,
@@ -375,7 +379,7 @@ export class Connection {
       this.close();
       throw new ExchangeError(broken);
     }
-    const resp = ExtraInfoResp.getRootAsExtraInfoResp(new ByteBuffer(frame.payload));
+    const resp = ExtraInfoResp.getRootAsExtraInfoResp(byteBuffer(frame.payload));
     const result = resp.resultArray();
     return result ? result.slice() : null;
   }

@@ -202,13 +202,20 @@ export class RunnerServer {
     const deadline = started + graceMs;
     // A connection closes once it has been idle for QUIET_MS: a request already on its way
     // (in the socket buffer when the signal came) is still answered, and busy connections
-    // close as soon as their exchange is answered.
+    // close as soon as their exchange is answered. An exchange is seen by its count changing
+    // between two looks, 5 ms apart.
+    const quietSince = new Map<Connection, { exchanges: number; since: number }>();
     for (;;) {
       const now = performance.now();
       for (const connection of this.connections) {
-        if (!connection.busy && now - Math.max(connection.idleSince, started) >= QUIET_MS) {
-          connection.close();
+        const seen = quietSince.get(connection);
+        if (!seen) quietSince.set(connection, { exchanges: connection.exchanges, since: started });
+        else if (seen.exchanges !== connection.exchanges) {
+          seen.exchanges = connection.exchanges;
+          seen.since = now;
         }
+        const since = quietSince.get(connection)!.since;
+        if (!connection.busy && now - since >= QUIET_MS) connection.close();
       }
       if (this.connections.size === 0 || now >= deadline) break;
       await new Promise((resolve) => setTimeout(resolve, 5));

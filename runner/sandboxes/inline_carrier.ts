@@ -52,7 +52,8 @@ export function inlineCarrier(
     },
     send(_slot, batch) {
       try {
-        runtime?.receive(batch);
+        // A copy: the runtime keeps views of a call's request until the call ends.
+        runtime?.receive(batch.slice());
       } catch (error) {
         end("violation", `the plugin runtime refused a batch: ${(error as Error).message}`);
       }

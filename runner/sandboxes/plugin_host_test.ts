@@ -18,7 +18,7 @@ function attachedHost() {
     kill: (_host, cause, message) => kills.push(`${cause}: ${message}`),
     wake: () => {},
   });
-  host.attach((batch) => sent.push(batch));
+  host.attach((batch) => sent.push(batch.slice()));
   return { host, kills, sent };
 }
 

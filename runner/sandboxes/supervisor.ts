@@ -21,8 +21,11 @@ export interface Exit {
 export interface Carrier {
   /** Starts the sandbox; resolves once every slot's worker has been started. */
   start(): Promise<void>;
-  /** Sends a batch to the worker in `slot`. */
-  send(slot: number, batch: Uint8Array<ArrayBuffer>): void;
+  /**
+   * Sends a batch to the worker in `slot`. `batch` is a view of the host's write buffer, valid
+   * only during the call: a carrier copies what it keeps.
+   */
+  send(slot: number, batch: Uint8Array): void;
   /** Stops the sandbox at once (SIGKILL for processes). */
   kill(cause: FailureCause, message: string): void;
   /** Resolves when the sandbox has ended, for whatever reason. */
