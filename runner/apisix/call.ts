@@ -36,8 +36,9 @@ export class ConnectionGoneError extends Error {
 export class CallState implements CallContext {
   #apisix: AskApisix;
   #phase: number;
-  #answers = new Map<string, Promise<Uint8Array | null>>();
-  #queue: Promise<unknown> = Promise.resolve();
+  // Made at the first question: most calls ask none.
+  #answers: Map<string, Promise<Uint8Array | null>> | null = null;
+  #queue: Promise<unknown> | null = null;
   #current: ChainLink | null = null;
   #gone = false;
   #over = false;
@@ -72,12 +73,12 @@ export class CallState implements CallContext {
     // APISIX has no response body during a request: refuse locally (PROTOCOL.md §8 case 50).
     if (info === "respBody" && this.#phase !== Phase.Response) return Promise.resolve(null);
     const key = info === "var" ? `var:${name}` : info;
-    let answer = this.#answers.get(key);
+    let answer = this.#answers?.get(key);
     if (!answer) {
       if (this.#gone) return Promise.reject(new ConnectionGoneError());
       this.#span?.ask(info, name);
       // One question at a time on the wire, in the order they were asked.
-      answer = this.#queue.then(() => {
+      answer = (this.#queue ?? Promise.resolve()).then(() => {
         // Queued behind a question that outlived the call: APISIX is owed nothing more.
         if (this.#over) throw new Error("the call was already answered");
         if (!this.#owned) {
@@ -87,7 +88,7 @@ export class CallState implements CallContext {
         return this.#apisix(info, info === "var" ? encodeUtf8(name) : undefined);
       });
       this.#queue = answer.catch(() => {});
-      this.#answers.set(key, answer);
+      (this.#answers ??= new Map()).set(key, answer);
       answer.catch(() => {
         if (!this.#over) this.abandon();
       });
@@ -105,11 +106,12 @@ export class CallState implements CallContext {
   /**
    * Ends the call and resolves once no question is on the wire any more. A chain can end (on a
    * deadline) while APISIX is still answering a question; its answer must be read before the
-   * connection moves on, or it would be taken for the next request.
+   * connection moves on, or it would be taken for the next request. Undefined when nothing was
+   * asked (no promise to wait for).
    */
-  finish(): Promise<void> {
+  finish(): Promise<void> | undefined {
     this.#over = true;
-    return this.#queue.then(() => {});
+    return this.#queue?.then(() => {});
   }
 
   /** Whether the connection went away during the call. */

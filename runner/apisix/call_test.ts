@@ -86,7 +86,7 @@ Deno.test("CallState.finish: waits for a question still on the wire; queued ones
   const b = state.ask("var", "b");
   await tick();
   let finished = false;
-  const done = state.finish().then(() => finished = true);
+  const done = state.finish()!.then(() => finished = true);
   await tick();
   equal(finished, false, "the answer to the first question is still owed");
   fake.pending[0]!.resolve(new TextEncoder().encode("late"));

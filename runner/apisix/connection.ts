@@ -30,7 +30,14 @@ import { CallState, ConnectionGoneError } from "./call.ts";
 import type { ChainLink, ConfCache } from "./conf_cache.ts";
 import { log } from "../telemetry/log.ts";
 import type { PluginRegistry } from "../sandboxes/plugin_registry.ts";
-import { requestActionSteps, responseHeadersSteps } from "../../api/reply.ts";
+import {
+  requestAction,
+  requestActionSteps,
+  responseHeaders,
+  responseHeadersSteps,
+} from "../../api/reply.ts";
+import type { Patch } from "../../api/patch.ts";
+import { STEP_ENTRIES } from "../../protocol/steps.ts";
 import { slicer } from "../sandboxes/slicer.ts";
 import { tracing } from "../telemetry/tracing.ts";
 
@@ -312,7 +319,8 @@ export class Connection {
         span,
       );
       const result = await state.run(chain);
-      await state.finish();
+      const questions = state.finish();
+      if (questions) await questions;
       request = state.request;
       span?.end(state.gone ? "gone" : result.ok ? "ok" : result.cause);
       if (state.gone) throw new ConnectionGoneError();
@@ -327,25 +335,10 @@ export class Connection {
       }
       patch = result.patch;
     }
-    let reply: Uint8Array;
-    const encoder = this.#encoder;
-    // A large patch becomes a large reply: built in slices (see slicer.ts).
-    const steps = reqCall
-      ? (function* () {
-        return yield* encoder.reqCallSteps(id, yield* requestActionSteps(patch));
-      })()
-      : (function* () {
-        const resp = HttpRespCallReq.getRootAsHttpRespCallReq(byteBuffer(request));
-        const headers = yield* responseHeadersSteps(patch, resp);
-        return yield* encoder.respCallSteps(
-          id,
-          patch?.status ?? 0,
-          headers,
-          patch?.responseBody ?? null,
-        );
-      })();
+    let reply: Uint8Array | Promise<Uint8Array>;
     try {
-      reply = await slicer.run(steps);
+      reply = this.#reply(id, reqCall !== null, patch, request);
+      if (reply instanceof Promise) reply = await reply;
     } catch (error) {
       if (!(error instanceof OversizeReplyError)) throw error;
       log.runner.warn("route {key}: {reason}; answered SERVICE_UNAVAILABLE", {
@@ -355,6 +348,40 @@ export class Connection {
       return await this.#error(ErrCode.ServiceUnavailable);
     }
     await this.#write(reply);
+  }
+
+  /**
+   * The reply to a call. A patch of a few entries (its lists read into objects, see
+   * `api/patch.ts`) over a request of a few headers makes a small reply, built at once; a large
+   * one is built in slices (see slicer.ts), so it does not hold up every other connection.
+   */
+  #reply(
+    id: number,
+    request: boolean,
+    patch: Patch | null,
+    payload: Uint8Array,
+  ): Uint8Array | Promise<Uint8Array> {
+    const encoder = this.#encoder;
+    if (request) {
+      if (!patch?.lazyLists) return encoder.reqCall(id, requestAction(patch));
+      return slicer.run((function* () {
+        return yield* encoder.reqCallSteps(id, yield* requestActionSteps(patch));
+      })());
+    }
+    const resp = HttpRespCallReq.getRootAsHttpRespCallReq(byteBuffer(payload));
+    const status = patch?.status ?? 0;
+    const body = patch?.responseBody ?? null;
+    if (!patch?.lazyLists && resp.headersLength() < STEP_ENTRIES) {
+      return encoder.respCall(id, status, responseHeaders(patch, resp), body);
+    }
+    return slicer.run((function* () {
+      return yield* encoder.respCallSteps(
+        id,
+        status,
+        yield* responseHeadersSteps(patch, resp),
+        body,
+      );
+    })());
   }
 
   /** Sends one ExtraInfo question and reads APISIX's answer. */
