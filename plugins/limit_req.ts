@@ -7,7 +7,8 @@
  *
  * - `rate` (required): requests per second that pass without waiting.
  * - `burst` (default 0): requests above the rate that are delayed (each waits until its turn at
- *   `rate`) instead of rejected. A request beyond `burst` is answered with `rejected_code`
+ *   `rate`, in whole milliseconds as nginx counts: less than 1 ms is no wait) instead of
+ *   rejected. A request beyond `burst` is answered with `rejected_code`
  *   (default 503, as the Go runner) and `rejected_msg` (default no body).
  * - `nodelay`: pass the burst at once instead of spacing it out.
  * - `key`: keep a bucket per value of an APISIX variable (`"remote_addr"`,
@@ -162,7 +163,10 @@ export function createLimitReq(clock: Clock = systemClock): Plugin<LimitReqConf>
         if (conf.rejectedMsg !== null) res.body = conf.rejectedMsg;
         return;
       }
-      if (wait > 0 && !conf.nodelay) await clock.sleep(wait);
+      // Whole milliseconds, as nginx counts: a wait under 1 ms is none. A timer cannot wait less
+      // than a turn of the event loop, and under load a turn is longer than a fraction of a ms.
+      const ms = Math.floor(wait);
+      if (ms > 0 && !conf.nodelay) await clock.sleep(ms);
     },
   });
 }

@@ -46,6 +46,15 @@ Deno.test("limit-req delays a burst to the rate, then rejects beyond it", async 
   deepEqual(clock.waits, [100, 200, 150]);
 });
 
+Deno.test("limit-req waits in whole milliseconds: less than 1 ms is no wait (as nginx)", async () => {
+  const clock = fakeClock();
+  // 4,000 a second: each request in the burst adds 0.25 ms.
+  const plugin = await testPlugin(createLimitReq(clock), { rate: 4000, burst: 10 });
+  for (let i = 0; i < 10; i++) assertNone(await plugin.request());
+  // The first request opens the bucket; then excess 1 to 9: 0.25 ms to 2.25 ms, floored.
+  deepEqual(clock.waits, [1, 1, 1, 1, 2, 2]);
+});
+
 Deno.test("limit-req with nodelay passes the burst at once", async () => {
   const clock = fakeClock();
   const plugin = await testPlugin(createLimitReq(clock), { rate: 1, burst: 3, nodelay: true });
