@@ -59,7 +59,12 @@ function normalizeValue(name: string, value: string): string {
 
 /** Headers that remember which names were changed (see {@linkcode HeaderMap}). */
 export class HeaderStore implements HeaderMap {
-  #values = new Map<string, string[]>();
+  // Null until first read when made by `fromTrustedLazily`.
+  #values: Map<string, string[]> | null = new Map();
+  #load: (() => Iterable<readonly [string, string]>) | null = null;
+  // What `set` and `restore` did before the headers were read, applied over them when they are
+  // (an empty list deletes).
+  #early: Map<string, string[]> | null = null;
   #changed: Set<string> | null = null;
 
   /** Creates headers from `[name, value]` pairs (repeated names keep every value). */
@@ -70,19 +75,38 @@ export class HeaderStore implements HeaderMap {
   /** Adds a value as it came from the wire, without validation or change tracking. */
   static fromTrusted(entries: Iterable<readonly [string, string]>): HeaderStore {
     const headers = new HeaderStore();
-    const values = headers.#values;
-    for (const [name, value] of entries) {
-      const key = name.toLowerCase();
-      const list = values.get(key);
-      if (list) list.push(value);
-      else values.set(key, [value]);
-    }
+    headers.#values = valuesOf(entries);
     return headers;
+  }
+
+  /**
+   * {@linkcode fromTrusted} of what `load` returns, called only when something reads the
+   * headers: a plugin that only sets names (response-rewrite adding a header) never decodes
+   * the dozen the request or the upstream came with.
+   */
+  static fromTrustedLazily(load: () => Iterable<readonly [string, string]>): HeaderStore {
+    const headers = new HeaderStore();
+    headers.#values = null;
+    headers.#load = load;
+    return headers;
+  }
+
+  #map(): Map<string, string[]> {
+    if (this.#values) return this.#values;
+    const values = valuesOf(this.#load!());
+    for (const [name, list] of this.#early ?? []) {
+      if (list.length) values.set(name, list);
+      else values.delete(name);
+    }
+    this.#load = null;
+    this.#early = null;
+    return this.#values = values;
   }
 
   /** Replaces the values of `name` without marking it changed (for chained views). */
   restore(name: string, values: string[]): void {
-    if (values.length) this.#values.set(name, values);
+    if (!this.#values) (this.#early ??= new Map()).set(name, values);
+    else if (values.length) this.#values.set(name, values);
     else this.#values.delete(name);
   }
 
@@ -92,13 +116,13 @@ export class HeaderStore implements HeaderMap {
 
   /** The values of `name` joined with `", "`, or `null` when it is absent. */
   get(name: string): string | null {
-    const list = this.#values.get(name.toLowerCase());
+    const list = this.#map().get(name.toLowerCase());
     return list ? list.join(", ") : null;
   }
 
   /** Every value of `name`, in order (an empty array when absent). */
   getAll(name: string): string[] {
-    return [...this.#values.get(name.toLowerCase()) ?? []];
+    return [...this.#map().get(name.toLowerCase()) ?? []];
   }
 
   /** Every `set-cookie` value, unjoined. */
@@ -108,13 +132,16 @@ export class HeaderStore implements HeaderMap {
 
   /** Whether `name` is present. */
   has(name: string): boolean {
-    return this.#values.has(name.toLowerCase());
+    return this.#map().has(name.toLowerCase());
   }
 
   /** Replaces every value of `name` with `value`. */
   set(name: string, value: string): void {
     const key = normalizeName(name);
-    this.#values.set(key, [normalizeValue(key, value)]);
+    const list = [normalizeValue(key, value)];
+    if (this.#values) this.#values.set(key, list);
+    // Replacing needs nothing of what was there: the headers stay unread.
+    else (this.#early ??= new Map()).set(key, list);
     this.#change(key);
   }
 
@@ -122,28 +149,30 @@ export class HeaderStore implements HeaderMap {
   append(name: string, value: string): void {
     const key = normalizeName(name);
     const normalized = normalizeValue(key, value);
-    const list = this.#values.get(key);
+    const values = this.#map();
+    const list = values.get(key);
     if (list) list.push(normalized);
-    else this.#values.set(key, [normalized]);
+    else values.set(key, [normalized]);
     this.#change(key);
   }
 
   /** Removes `name` and all its values. */
   delete(name: string): void {
     const key = name.toLowerCase();
-    if (!this.#values.delete(key)) return;
+    if (!this.#map().delete(key)) return;
     this.#change(key);
   }
 
   /** Number of distinct names. */
   get size(): number {
-    return this.#values.size;
+    return this.#map().size;
   }
 
   /** `[name, value]` pairs sorted by name; values joined except for `set-cookie`. */
   *entries(): IterableIterator<[string, string]> {
-    for (const key of [...this.#values.keys()].sort()) {
-      const list = this.#values.get(key)!;
+    const values = this.#map();
+    for (const key of [...values.keys()].sort()) {
+      const list = values.get(key)!;
       if (key === "set-cookie") { for (const value of list) yield [key, value]; }
       else yield [key, list.join(", ")];
     }
@@ -173,7 +202,7 @@ export class HeaderStore implements HeaderMap {
     inspect: (value: unknown, options?: unknown) => string,
     options: unknown,
   ): string {
-    return `Headers ${inspect(Object.fromEntries(this.#values), options)}`;
+    return `Headers ${inspect(Object.fromEntries(this.#map()), options)}`;
   }
 
   /** The same for `node:util` (used by `node:assert`). */
@@ -182,7 +211,7 @@ export class HeaderStore implements HeaderMap {
     options: unknown,
     inspect: (value: unknown, options?: unknown) => string,
   ): string {
-    return `Headers ${inspect(Object.fromEntries(this.#values), options)}`;
+    return `Headers ${inspect(Object.fromEntries(this.#map()), options)}`;
   }
 
   /** Names changed since creation, or `null`. */
@@ -192,11 +221,27 @@ export class HeaderStore implements HeaderMap {
 
   /** The current values of `name` without copying. */
   valuesOf(name: string): readonly string[] {
-    return this.#values.get(name) ?? [];
+    // A changed name of headers not read yet was set: its values are all it has.
+    if (!this.#values) {
+      const early = this.#early?.get(name);
+      if (early) return early;
+    }
+    return this.#map().get(name) ?? [];
   }
 
   /** Every `[name, value]` pair, one per value, names grouped in insertion order. */
   *pairs(): IterableIterator<[string, string]> {
-    for (const [key, list] of this.#values) for (const value of list) yield [key, value];
+    for (const [key, list] of this.#map()) for (const value of list) yield [key, value];
   }
+}
+
+function valuesOf(entries: Iterable<readonly [string, string]>): Map<string, string[]> {
+  const values = new Map<string, string[]>();
+  for (const [name, value] of entries) {
+    const key = name.toLowerCase();
+    const list = values.get(key);
+    if (list) list.push(value);
+    else values.set(key, [value]);
+  }
+  return values;
 }

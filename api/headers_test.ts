@@ -72,6 +72,62 @@ Deno.test("HeaderStore.restore replaces values without counting as a change", ()
   equal(headers.has("b"), false);
 });
 
+Deno.test("HeaderStore.fromTrustedLazily reads the wire only when something reads the headers", () => {
+  let loads = 0;
+  const wire = () => {
+    loads++;
+    return [["Host", "a"], ["X-A", "1"], ["x-a", "2"], ["X-Gone", "g"]] as const;
+  };
+  const headers = HeaderStore.fromTrustedLazily(wire);
+  headers.restore("x-gone", []);
+  headers.restore("x-overlay", ["o"]);
+  headers.set("X-Set", "s");
+  headers.set("Host", "b");
+  equal(loads, 0, "restore and set need nothing of what was there");
+  deepEqual([...headers.changed!], ["x-set", "host"]);
+  deepEqual(headers.valuesOf("x-set"), ["s"]);
+  deepEqual(headers.valuesOf("host"), ["b"]);
+  equal(loads, 0);
+  headers.append("x-a", "3");
+  equal(loads, 1);
+  deepEqual([...headers.pairs()], [
+    ["host", "b"],
+    ["x-a", "1"],
+    ["x-a", "2"],
+    ["x-a", "3"],
+    ["x-overlay", "o"],
+    ["x-set", "s"],
+  ]);
+  equal(headers.has("x-gone"), false);
+  headers.delete("x-overlay");
+  deepEqual([...headers.changed!], ["x-set", "host", "x-a", "x-overlay"]);
+  equal(loads, 1);
+});
+
+Deno.test("HeaderStore.fromTrustedLazily: any read loads, and sees sets made before it", () => {
+  for (
+    const read of [
+      (h: HeaderStore) => h.get("x-a"),
+      (h: HeaderStore) => h.has("x-a"),
+      (h: HeaderStore) => h.getAll("x-a"),
+      (h: HeaderStore) => h.size,
+      (h: HeaderStore) => [...h.entries()],
+      (h: HeaderStore) => h.valuesOf("x-a"),
+    ]
+  ) {
+    let loads = 0;
+    const headers = HeaderStore.fromTrustedLazily(() => {
+      loads++;
+      return [["x-a", "1"], ["x-b", "2"]];
+    });
+    headers.set("x-b", "3");
+    read(headers);
+    equal(loads, 1, String(read));
+    deepEqual([...headers.entries()], [["x-a", "1"], ["x-b", "3"]]);
+    equal(loads, 1);
+  }
+});
+
 Deno.test("HeaderStore shows its entries when inspected", () => {
   const headers = new HeaderStore([["X-A", "1"], ["x-a", "2"]]);
   equal(Deno.inspect(headers), 'Headers { "x-a": [ "1", "2" ] }');

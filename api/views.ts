@@ -216,8 +216,8 @@ export class RequestView implements PluginRequest {
   #headerStore(): HeaderStore {
     if (!this.#headers) {
       const req = this.#req;
-      const headers = HeaderStore.fromTrusted(
-        headerPairs(readEntries(req.headersLength(), (i, e) => req.headers(i, e))),
+      const headers = HeaderStore.fromTrustedLazily(() =>
+        headerPairs(readEntries(req.headersLength(), (i, e) => req.headers(i, e)))
       );
       for (const [name, values] of this.#overlay?.headers ?? []) {
         headers.restore(name, values.map(decodeLatin1));
@@ -442,7 +442,7 @@ export class UpstreamResponseView implements UpstreamResponse {
 
   #store(): HeaderStore {
     if (!this.#headers) {
-      const headers = HeaderStore.fromTrusted(this.rawHeaders);
+      const headers = HeaderStore.fromTrustedLazily(() => this.rawHeaders);
       for (const [name, values] of this.#overlay?.headers ?? []) {
         headers.restore(name, values.map(decodeLatin1));
       }
