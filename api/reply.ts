@@ -6,7 +6,7 @@
 import { decodeLatin1, encodeLatin1 } from "./bytes.ts";
 import type { Patch, PatchLists } from "./patch.ts";
 import { runSteps, STEP_ENTRIES, type Steps } from "../protocol/steps.ts";
-import { isHopByHopOrLength } from "../protocol/apisix_rules.ts";
+import { isHopByHopOrLength, mayBeHopByHopOrLength } from "../protocol/apisix_rules.ts";
 import type { ReqCallAction, WireEntries, WireEntry, WireEntryList } from "../protocol/encode.ts";
 import type { HttpRespCallReq } from "../protocol/gen/http_resp_call_req.ts";
 import { TextEntry } from "../protocol/gen/text_entry.ts";
@@ -255,6 +255,28 @@ export function isDroppedResponseHeader(name: string): boolean {
   return isHopByHopOrLength(name.toLowerCase());
 }
 
+/** The lengths of the names of `changed` (a changed header's name is lower-case Latin-1). */
+function lengthsOf(changed: ReadonlyMap<string, unknown> | null): Set<number> | null {
+  if (!changed?.size) return null;
+  const lengths = new Set<number>();
+  for (const name of changed.keys()) lengths.add(name.length);
+  return lengths;
+}
+
+/**
+ * Whether an upstream header is left out of the reply: hop-by-hop or Content-Length, or a name a
+ * plugin changed. A name whose length matches none of those is kept without being decoded.
+ */
+function leftOut(
+  name: Uint8Array,
+  changed: ReadonlyMap<string, unknown> | null,
+  changedLengths: ReadonlySet<number> | null,
+): boolean {
+  if (!mayBeHopByHopOrLength(name) && !changedLengths?.has(name.length)) return false;
+  const text = decodeLatin1(name).toLowerCase();
+  return isHopByHopOrLength(text) || (changed?.has(text) ?? false);
+}
+
 /**
  * The complete header list of an HTTPRespCall reply: the upstream's headers with the plugins'
  * changes (a changed name's entries are replaced by its new values, which go last), without
@@ -275,14 +297,14 @@ export function* responseHeadersSteps(
   const out: WireEntry[] = [];
   let step = 0;
   const changed = patch?.headers ?? null;
+  const changedLengths = lengthsOf(changed);
   const entry = new TextEntry();
   for (let i = 0; i < req.headersLength(); i++) {
     if (i % STEP_ENTRIES === STEP_ENTRIES - 1) yield;
     req.headers(i, entry);
     const name = entry.name(Encoding.UTF8_BYTES) as Uint8Array | null;
     if (!name) continue;
-    const text = decodeLatin1(name).toLowerCase();
-    if (isHopByHopOrLength(text) || changed?.has(text)) continue;
+    if (leftOut(name, changed, changedLengths)) continue;
     out.push([name, (entry.value(Encoding.UTF8_BYTES) as Uint8Array | null) ?? EMPTY]);
   }
   for (const [name, values] of changed ?? []) {

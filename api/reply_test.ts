@@ -155,6 +155,16 @@ Deno.test("responseHeaders: unchanged, the upstream list minus dropped names, ca
     ["Set-Cookie", "a=1"],
     ["Set-Cookie", "b=2"],
     ["X-Empty", null],
+    ["TE", "trailers"],
+    ["Keep-Alive", "timeout=5"],
+    ["TRANSFER-ENCODING", "chunked"],
+    ["Trailer", "x"],
+    ["upgrade", "h2c"],
+    ["Proxy-Authenticate", "Basic"],
+    ["proxy-x", "1"],
+    ["Pragma", "no-cache"],
+    ["Prox", "kept: shorter than proxy-"],
+    ["Te-X", "kept"],
   ]);
   const list = (entries: WireEntries) => all(entries).map(([n, v]) => [text(n), text(v)]);
   const expected = [
@@ -163,6 +173,9 @@ Deno.test("responseHeaders: unchanged, the upstream list minus dropped names, ca
     ["Set-Cookie", "a=1"],
     ["Set-Cookie", "b=2"],
     ["X-Empty", ""],
+    ["Pragma", "no-cache"],
+    ["Prox", "kept: shorter than proxy-"],
+    ["Te-X", "kept"],
   ];
   deepEqual(list(responseHeaders(null, req)), expected);
   const statusOnly = new Patch();
@@ -175,6 +188,7 @@ Deno.test("responseHeaders: changed names replace the upstream's, unchanged ones
     ["Content-Type", "text/plain"],
     ["Server", "openresty"],
     ["X-Same", "zero"],
+    ["X-Samf", "kept: the length of a changed name, another name"],
     ["Content-Length", "3"],
   ]);
   const patch = new Patch();
@@ -185,7 +199,12 @@ Deno.test("responseHeaders: changed names replace the upstream's, unchanged ones
   ]);
   deepEqual(
     all(responseHeaders(patch, req)).map(([n, v]) => [text(n), text(v)]),
-    [["Content-Type", "text/plain"], ["x-same", "one"], ["x-same", "two"]],
+    [
+      ["Content-Type", "text/plain"],
+      ["X-Samf", "kept: the length of a changed name, another name"],
+      ["x-same", "one"],
+      ["x-same", "two"],
+    ],
   );
 });
 

@@ -50,7 +50,25 @@ export const IGNORED_RESPONSE_HEADERS: ReadonlySet<string> = new Set([
  * headers, and Content-Length, which would be stale after a body change (§5.3).
  */
 export function isHopByHopOrLength(name: string): boolean {
-  return name === "connection" || name === "keep-alive" || name === "transfer-encoding" ||
-    name === "te" || name === "trailer" || name === "upgrade" || name === "content-length" ||
-    name.startsWith("proxy-");
+  return DROPPED_NAMES.has(name) || name.startsWith("proxy-");
+}
+
+const DROPPED_NAMES = new Set([
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "te",
+  "trailer",
+  "upgrade",
+  "content-length",
+]);
+const DROPPED_LENGTHS = new Set([...DROPPED_NAMES].map((name) => name.length));
+
+/**
+ * Whether a header name as bytes (any case) could be one {@linkcode isHopByHopOrLength} matches,
+ * from its length and first byte alone: most names of a response are ruled out without making
+ * a string of them.
+ */
+export function mayBeHopByHopOrLength(name: Uint8Array): boolean {
+  return DROPPED_LENGTHS.has(name.length) || (name.length >= 6 && (name[0]! | 0x20) === 0x70);
 }

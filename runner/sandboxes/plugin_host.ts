@@ -6,7 +6,7 @@
  * @module
  */
 import type { Logger } from "@logtape/logtape";
-import { ByteFormatError, type ByteReader, decodeUtf8, encodeUtf8 } from "../../api/bytes.ts";
+import { ByteFormatError, type ByteReader, decodeUtf8 } from "../../api/bytes.ts";
 import { Patch, type PatchScan, scanPatch } from "../../api/patch.ts";
 import type { Steps } from "../../protocol/steps.ts";
 import { MAX_PAYLOAD } from "../../protocol/frame.ts";
@@ -494,8 +494,7 @@ export class PluginHost {
     const answers = call.answers;
     w.u8(answers?.length ?? 0);
     for (const { question: [info, name], value } of answers ?? []) {
-      const nameBytes = encodeUtf8(name);
-      w.u8(INFO_CODES[info]).u16(nameBytes.length).raw(nameBytes);
+      w.u8(INFO_CODES[info]).utf8u16(name);
       w.u8(value === null ? 0 : 1).bytes(value ?? EMPTY);
     }
     if (call.overlay) w.raw(call.overlay);
