@@ -9,7 +9,7 @@
  */
 import { encodeLatin1 } from "../api/bytes.ts";
 import type { HttpMethod } from "../api/types.ts";
-import { IGNORED_RESPONSE_HEADERS } from "../protocol/apisix_rules.ts";
+import { HOP_BY_HOP_AND_LENGTH, IGNORED_RESPONSE_HEADERS } from "../protocol/apisix_rules.ts";
 import { RpcType } from "../protocol/frame.ts";
 import { echoUpstream } from "./echo.ts";
 import { callPath, type RequestState, upstreamTarget, variableBytes } from "./request_state.ts";
@@ -31,16 +31,8 @@ import {
   METHODS,
 } from "./wire.ts";
 
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "transfer-encoding",
-  "te",
-  "trailer",
-  "upgrade",
-  "proxy-connection",
-  "content-length",
-]);
+// The proxy-* names APISIX drops cannot be listed: the one a client or upstream sends is.
+const HOP_BY_HOP = new Set([...HOP_BY_HOP_AND_LENGTH, "proxy-connection"]);
 
 /** What the gateway needs to run a request. */
 export interface GatewayDeps {

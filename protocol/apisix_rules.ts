@@ -53,7 +53,8 @@ export function isHopByHopOrLength(name: string): boolean {
   return DROPPED_NAMES.has(name) || name.startsWith("proxy-");
 }
 
-const DROPPED_NAMES = new Set([
+/** The names {@linkcode isHopByHopOrLength} matches besides any `proxy-*` one. */
+export const HOP_BY_HOP_AND_LENGTH: readonly string[] = [
   "connection",
   "keep-alive",
   "transfer-encoding",
@@ -61,7 +62,8 @@ const DROPPED_NAMES = new Set([
   "trailer",
   "upgrade",
   "content-length",
-]);
+];
+const DROPPED_NAMES = new Set(HOP_BY_HOP_AND_LENGTH);
 const DROPPED_LENGTHS = new Set([...DROPPED_NAMES].map((name) => name.length));
 
 /**
