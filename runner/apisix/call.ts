@@ -21,7 +21,8 @@ export type AskApisix = (
 
 /** How a chain ended. */
 export type ChainResult =
-  | { ok: true; patch: Patch | null }
+  /** `entries`: the entries of the patches' lists together, at most (see `addScans`). */
+  | { ok: true; patch: Patch | null; entries: number }
   | { ok: false; plugin: string; cause: FailureCause; message: string };
 
 /** Thrown into a call whose connection closed while it waited for APISIX. */
@@ -139,7 +140,7 @@ export class CallState implements CallContext {
       );
       span?.end(outcome.ok ? "ok" : outcome.cause);
       this.#current = null;
-      if (this.#gone) return { ok: true, patch: null };
+      if (this.#gone) return { ok: true, patch: null, entries: 0 };
       if (!outcome.ok) {
         // A conf that no longer parses after a sandbox restart leaves the plugin out, as at
         // PrepareConf time.
@@ -170,6 +171,6 @@ export class CallState implements CallContext {
         overlay = out.take();
       }
     }
-    return { ok: true, patch: merged };
+    return { ok: true, patch: merged, entries: size.headers + size.args + size.responseHeaders };
   }
 }

@@ -309,6 +309,7 @@ export class Connection {
     }
     const chain = reqCall ? entry.requestChain : entry.responseChain;
     let patch = null;
+    let entries = 0;
     let request = payload;
     if (chain.length) {
       const span = tracing.rpc?.(what, entry.key, token, reqCall) ?? null;
@@ -334,10 +335,11 @@ export class Connection {
         return await this.#error(ErrCode.ServiceUnavailable);
       }
       patch = result.patch;
+      entries = result.entries;
     }
     let reply: Uint8Array | Promise<Uint8Array>;
     try {
-      reply = this.#reply(id, reqCall !== null, patch, request);
+      reply = this.#reply(id, reqCall !== null, patch, entries, request);
       if (reply instanceof Promise) reply = await reply;
     } catch (error) {
       if (!(error instanceof OversizeReplyError)) throw error;
@@ -351,19 +353,21 @@ export class Connection {
   }
 
   /**
-   * The reply to a call. A patch of a few entries (its lists read into objects, see
-   * `api/patch.ts`) over a request of a few headers makes a small reply, built at once; a large
-   * one is built in slices (see slicer.ts), so it does not hold up every other connection.
+   * The reply to a call. A patch of a few entries (`entries`, counted by the chain's scans) over
+   * a response of a few headers makes a small reply, built at once; a large one is built in
+   * slices (see slicer.ts), so it does not hold up every other connection.
    */
   #reply(
     id: number,
     request: boolean,
     patch: Patch | null,
+    entries: number,
     payload: Uint8Array,
   ): Uint8Array | Promise<Uint8Array> {
     const encoder = this.#encoder;
+    const small = entries < STEP_ENTRIES;
     if (request) {
-      if (!patch?.lazyLists) return encoder.reqCall(id, requestAction(patch));
+      if (small) return encoder.reqCall(id, requestAction(patch));
       return slicer.run((function* () {
         return yield* encoder.reqCallSteps(id, yield* requestActionSteps(patch));
       })());
@@ -371,7 +375,7 @@ export class Connection {
     const resp = HttpRespCallReq.getRootAsHttpRespCallReq(byteBuffer(payload));
     const status = patch?.status ?? 0;
     const body = patch?.responseBody ?? null;
-    if (!patch?.lazyLists && resp.headersLength() < STEP_ENTRIES) {
+    if (small && resp.headersLength() < STEP_ENTRIES) {
       return encoder.respCall(id, status, responseHeaders(patch, resp), body);
     }
     return slicer.run((function* () {
