@@ -137,6 +137,10 @@ interface PendingConf {
 const MAX_BATCHES_IN_FLIGHT = 2;
 // A worker may send this many messages that match nothing per second before it is a flood.
 const MAX_STRAY_PER_SECOND = 10_000;
+// And this many bytes of them: a late answer to a call that timed out may be a large reply, but
+// without a bound a worker could make the runner read frames of 64 MiB that answer nothing, as
+// fast as the socket carries them, without ever reaching the count above.
+const MAX_STRAY_BYTES_PER_SECOND = 64 * 1024 * 1024;
 const EMPTY = new Uint8Array();
 // Longest text kept from a Failed, ConfFailed or LoadFailed message (the worker cuts its own
 // texts shorter).
@@ -190,6 +194,7 @@ export class PluginHost {
   #deadlineAt = Infinity;
   #strayWindow = 0;
   #strays = 0;
+  #strayBytes = 0;
   #readyWaiter: { resolve(): void; reject(error: Error): void } | null = null;
   // Batches that arrived while an earlier one was still being read (in slices), each with the
   // sandbox generation it came from; null when nothing is being read.
@@ -289,6 +294,11 @@ export class PluginHost {
   detach(cause: FailureCause, message: string): void {
     this.#link = null;
     this.#generation++;
+    // The next sandbox starts with flood limits of its own: the replayed confs' answers are
+    // strays, and must not finish off a fresh sandbox for what the last one sent.
+    this.#strayWindow = 0;
+    this.#strays = 0;
+    this.#strayBytes = 0;
     this.#readyWaiter?.reject(new Error(message));
     this.#readyWaiter = null;
     const sent = this.#calls.list().filter((call) => call.sent);
@@ -650,7 +660,7 @@ export class PluginHost {
     if (generation !== this.#generation) return;
     try {
       // An empty batch carries nothing: a stream of them is a flood like any other.
-      if (batch.length === 0) this.#stray();
+      if (batch.length === 0) this.#stray(0);
       let count = 0;
       for (const [kind, body] of messagesOf(batch)) {
         yield* this.#message(kind, body);
@@ -666,10 +676,12 @@ export class PluginHost {
   }
 
   *#message(kind: number, body: ByteReader): Steps<void> {
+    // What a message that answers nothing cost the runner to read, for the flood limits.
+    const length = body.remaining;
     switch (kind) {
       case Kind.Result: {
         const call = this.#calls.get(body.u32());
-        if (!call || !call.sent) return this.#stray();
+        if (!call || !call.sent) return this.#stray(length);
         const bytes = body.rest();
         call.replied = true;
         // Lengths and counts first: a patch over the limits is refused before it costs more.
@@ -685,7 +697,7 @@ export class PluginHost {
         const call = this.#calls.get(body.u32());
         const cause = body.u8();
         const text = cut(body.rest(), MAX_REASON_BYTES);
-        if (!call || !call.sent) return this.#stray();
+        if (!call || !call.sent) return this.#stray(length);
         if (cause === FailCause.UnknownConf) {
           this.#settleCall(call, failure("bad_conf", "the conf was rejected by parseConf"));
         } else {
@@ -714,7 +726,7 @@ export class PluginHost {
         const id = body.u32();
         const pending = this.#confsPending.get(id);
         if (!pending) {
-          this.#stray();
+          this.#stray(length);
           const reason = kind === Kind.ConfFailed ? cut(body.rest(), MAX_REASON_BYTES) : "";
           // A conf replayed into a restarted sandbox: drop it if it no longer parses.
           const handle = this.#confsById.get(id);
@@ -736,14 +748,17 @@ export class PluginHost {
       }
       case Kind.Log: {
         // Every log message counts towards the flood limit, also the ones dropped below.
-        this.#strayIfFlooding();
+        this.#strayIfFlooding(0);
         const level = body.u8();
         if (body.remaining > MAX_LOG_MESSAGE_BYTES) {
           throw new ByteFormatError(
             `a log message of ${body.remaining} bytes, longer than any the worker runtime writes`,
           );
         }
-        if (!this.#logGate.allow(Math.min(body.remaining, MAX_LOG_LINE_BYTES))) return;
+        // A dropped line was read for nothing: its bytes count towards the flood limit.
+        if (!this.#logGate.allow(Math.min(body.remaining, MAX_LOG_LINE_BYTES))) {
+          return this.#strayIfFlooding(length);
+        }
         const line = cut(body.rest(), MAX_LOG_LINE_BYTES);
         if (level === LogLevel.Error) this.log.error(line);
         else if (level === LogLevel.Warn) this.log.warn(line);
@@ -752,7 +767,7 @@ export class PluginHost {
         return;
       }
       case Kind.Ready: {
-        if (!this.#readyWaiter) return this.#stray();
+        if (!this.#readyWaiter) return this.#stray(length);
         const flags = body.u8();
         this.filters = { request: (flags & 1) !== 0, response: (flags & 2) !== 0 };
         this.#readyWaiter.resolve();
@@ -760,7 +775,7 @@ export class PluginHost {
         return;
       }
       case Kind.LoadFailed: {
-        if (!this.#readyWaiter) return this.#stray();
+        if (!this.#readyWaiter) return this.#stray(length);
         const reason = cut(body.rest(), MAX_REASON_BYTES);
         this.#readyWaiter.reject(new Error(reason));
         this.#readyWaiter = null;
@@ -789,24 +804,39 @@ export class PluginHost {
     this.#sendCancel(call);
   }
 
-  #stray(): void {
+  /** A message that matched nothing, of `bytes` bytes. */
+  #stray(bytes: number): void {
     // Results for calls already answered (deadline, client gone) are normal in small numbers.
-    this.#strayIfFlooding();
+    this.#strayIfFlooding(bytes);
   }
 
-  #strayIfFlooding(): void {
+  /**
+   * Counts a message that answers nothing (or a log line that is dropped) and `bytes` it carried;
+   * past the limits per second, a ByteFormatError ends the sandbox. Every other message is
+   * bounded by the calls in flight; these only by what the runner is willing to read for
+   * nothing.
+   */
+  #strayIfFlooding(bytes: number): void {
     const now = performance.now();
     if (now - this.#strayWindow > 1000) {
       this.#strayWindow = now;
       this.#strays = 0;
+      this.#strayBytes = 0;
     }
     const limit = Math.max(MAX_STRAY_PER_SECOND, 2 * this.settings.logLinesPerSecond);
     if (++this.#strays > limit) throw new ByteFormatError("message flood");
+    this.#strayBytes += bytes;
+    if (this.#strayBytes > MAX_STRAY_BYTES_PER_SECOND) {
+      throw new ByteFormatError(
+        `message flood: more than ${MAX_STRAY_BYTES_PER_SECOND >> 20} MiB in a second of ` +
+          "messages that answer nothing",
+      );
+    }
   }
 
   #ask(callId: number, askId: number, info: number, nameBytes: Uint8Array): void {
     const call = this.#calls.get(callId);
-    if (!call || !call.sent) return this.#stray();
+    if (!call || !call.sent) return this.#stray(nameBytes.length);
     const kind = info === Info.Var
       ? "var"
       : info === Info.ReqBody

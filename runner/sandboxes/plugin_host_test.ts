@@ -207,3 +207,29 @@ Deno.test({
     ok(/needed 1000 bytes/.test(kills[0]!), kills[0]);
   },
 });
+
+Deno.test({
+  name: "messages that answer nothing: past 64 MiB of them in a second, the sandbox is ended",
+  ...OPTIONS,
+  async fn() {
+    const { host, kills } = attachedHost();
+    // A result for a call that does not exist, carrying 1 MiB.
+    const stray = batch((out) => {
+      out.begin(Kind.Result).u32(123_456).raw(new Uint8Array(1 << 20));
+      out.end();
+    });
+    for (let i = 0; i < 63; i++) await host.receive(stray);
+    deepEqual(kills, [], "late answers are normal in small numbers, large or not");
+    await host.receive(stray);
+    equal(kills.length, 1);
+    ok(
+      /^violation: protocol violation: message flood: more than 64 MiB in a second/.test(kills[0]!),
+      kills[0],
+    );
+    // The next sandbox starts with limits of its own (replayed confs answer as strays).
+    host.detach("violation", "killed");
+    host.attach(() => {});
+    await host.receive(stray);
+    equal(kills.length, 1);
+  },
+});

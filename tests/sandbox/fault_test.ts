@@ -24,6 +24,7 @@ const CONFIG = {
     heap_bomb: own("heap_bomb.ts", { memoryMb: 64, timeoutMs: 20_000 }),
     buffer_bomb: own("buffer_bomb.ts", { memoryMb: 64, timeoutMs: 20_000, failure: "open" }),
     log_flood: own("log_flood.ts", { timeoutMs: 20_000 }),
+    stray_flood: own("stray_flood.ts", { timeoutMs: 20_000 }),
     stdio_flood: own("stdio_flood.ts", { timeoutMs: 300 }),
     throws: own("throws.ts"),
     unhandled: own("unhandled.ts"),
@@ -189,6 +190,17 @@ Deno.test({
         });
         // The runner did not log the whole flood: far fewer lines than the plugin wrote.
         ok(h.linesMatching(/a6\.plugin\.log_flood.*flood line/).length <= 20_000);
+      });
+
+      await t.step("large messages that answer nothing, below the flood count", async () => {
+        await killCase({
+          plugin: "stray_flood",
+          policy: CLOSED,
+          cause: "violation",
+          log:
+            /killing sandbox plugin:stray_flood: protocol violation: message flood: more than 64 MiB/,
+          withinMs: 20_000,
+        });
       });
 
       await t.step("a raw stderr flood blocks the plugin, not the runner", async () => {
