@@ -75,6 +75,25 @@ export function alive(pid: number): boolean {
   }
 }
 
+/**
+ * Stops `pid` with SIGSTOP and waits until every one of its threads is stopped. The signal is
+ * asynchronous: on a loaded machine a thread running on the other core goes on for a moment,
+ * and a sandbox that still runs can answer what the test meant it to miss.
+ */
+export async function freeze(pid: number, ms = 5000): Promise<void> {
+  Deno.kill(pid, "SIGSTOP");
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const states = [...Deno.readDirSync(`/proc/${pid}/task`)].map(({ name }) => {
+      const stat = Deno.readTextFileSync(`/proc/${pid}/task/${name}/stat`);
+      return stat.slice(stat.lastIndexOf(")") + 2)[0];
+    });
+    if (states.every((state) => state === "T" || state === "t")) return;
+    if (Date.now() > deadline) throw new Error(`${pid} did not stop: thread states ${states}`);
+    await pause(1);
+  }
+}
+
 /** Waits until `pid` is gone; false after `ms`. */
 export async function gone(pid: number, ms = 5000): Promise<boolean> {
   const deadline = Date.now() + ms;

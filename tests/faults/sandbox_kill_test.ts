@@ -16,7 +16,7 @@ import {
 import { pause, RawConn, rawFrame } from "../support/raw_conn.ts";
 import { startRunner } from "../support/runner.ts";
 import { fixtureConfig } from "../fixtures/soak/plugins.ts";
-import { Bystander, gone, reqCall, sandboxPid, tokenFor } from "./faults.ts";
+import { Bystander, freeze, gone, reqCall, sandboxPid, tokenFor } from "./faults.ts";
 
 const TIMEOUT_MS = 2000;
 
@@ -72,7 +72,7 @@ Deno.test("a sandbox killed in the middle of calls", async (t) => {
         const pid = await sandboxPid(runner, "sleepy", 1);
         const conn = await RawConn.connect(runner.socket);
         // Frozen, the sandbox cannot answer: the conf is still being parsed when it dies.
-        Deno.kill(pid, "SIGSTOP");
+        await freeze(pid);
         await conn.write(
           rawFrame(1, encodePrepareConf([["sleepy", '{"sleepMs":3}']], "route#faults-race#pre#1")),
         );
