@@ -208,14 +208,15 @@ export class RunnerServer {
     for (;;) {
       const now = performance.now();
       for (const connection of this.connections) {
-        const seen = quietSince.get(connection);
-        if (!seen) quietSince.set(connection, { exchanges: connection.exchanges, since: started });
-        else if (seen.exchanges !== connection.exchanges) {
+        let seen = quietSince.get(connection);
+        if (!seen) {
+          seen = { exchanges: connection.exchanges, since: started };
+          quietSince.set(connection, seen);
+        } else if (seen.exchanges !== connection.exchanges) {
           seen.exchanges = connection.exchanges;
           seen.since = now;
         }
-        const since = quietSince.get(connection)!.since;
-        if (!connection.busy && now - since >= QUIET_MS) connection.close();
+        if (!connection.busy && now - seen.since >= QUIET_MS) connection.close();
       }
       if (this.connections.size === 0 || now >= deadline) break;
       await new Promise((resolve) => setTimeout(resolve, 5));

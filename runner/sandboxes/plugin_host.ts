@@ -748,7 +748,7 @@ export class PluginHost {
       }
       case Kind.Log: {
         // Every log message counts towards the flood limit, also the ones dropped below.
-        this.#strayIfFlooding(0);
+        this.#stray(0);
         const level = body.u8();
         if (body.remaining > MAX_LOG_MESSAGE_BYTES) {
           throw new ByteFormatError(
@@ -757,7 +757,7 @@ export class PluginHost {
         }
         // A dropped line was read for nothing: its bytes count towards the flood limit.
         if (!this.#logGate.allow(Math.min(body.remaining, MAX_LOG_LINE_BYTES))) {
-          return this.#strayIfFlooding(length);
+          return this.#stray(length);
         }
         const line = cut(body.rest(), MAX_LOG_LINE_BYTES);
         if (level === LogLevel.Error) this.log.error(line);
@@ -804,19 +804,14 @@ export class PluginHost {
     this.#sendCancel(call);
   }
 
-  /** A message that matched nothing, of `bytes` bytes. */
-  #stray(bytes: number): void {
-    // Results for calls already answered (deadline, client gone) are normal in small numbers.
-    this.#strayIfFlooding(bytes);
-  }
-
   /**
-   * Counts a message that answers nothing (or a log line that is dropped) and `bytes` it carried;
-   * past the limits per second, a ByteFormatError ends the sandbox. Every other message is
-   * bounded by the calls in flight; these only by what the runner is willing to read for
-   * nothing.
+   * Counts a message that answers nothing (or a log message: every one counts, and a dropped
+   * one's `bytes` too); past the limits per second, a ByteFormatError ends the sandbox. Every
+   * other message is bounded by the calls in flight; these only by what the runner is willing
+   * to read for nothing. Results for calls already answered (deadline, client gone) are normal
+   * in small numbers.
    */
-  #strayIfFlooding(bytes: number): void {
+  #stray(bytes: number): void {
     const now = performance.now();
     if (now - this.#strayWindow > 1000) {
       this.#strayWindow = now;
